@@ -1,0 +1,96 @@
+"""Exercise checks, one convention for every notebook (modelled on nbgrader).
+
+In a notebook an exercise is a function the learner completes. Its body holds the solution
+between two marker lines::
+
+    def busiest_station(flow):
+        ### BEGIN SOLUTION
+        return int(flow.sum(dim=0).argmax())
+        ### END SOLUTION
+
+and the next cell checks it::
+
+    check("01.2", busiest_station)
+
+`check` calls the function on test inputs and prints "Correct" or a hint; it never raises for
+a wrong answer, so a learner can keep going. The student edition (`make student`) replaces
+each solution region with `raise NotImplementedError(...)`; calling such a stub makes the
+check cell stop with that error, which tells the learner what is still to do.
+
+Each notebook's exercises live in `helpers/exercises/nbNN.py` and are registered with the
+`exercise` decorator under an id "NN.k" (notebook number, exercise number).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: `test(answer)` returns None when the answer is right, else a hint."""
+
+    id: str
+    title: str
+    test: Callable[[object], str | None]
+
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def exercise(id: str, title: str):
+    """Register `test` as the checker of exercise `id` ("NN.k"); used by the nbNN modules."""
+
+    def register(test: Callable[[object], str | None]) -> Callable[[object], str | None]:
+        if id in _REGISTRY:
+            raise ValueError(f"exercise id {id!r} is registered twice")
+        _REGISTRY[id] = Exercise(id, title, test)
+        return test
+
+    return register
+
+
+def get_exercise(id: str) -> Exercise:
+    """The registered exercise `id` ("NN.k"), importing `helpers.exercises.nbNN` on demand."""
+    notebook, sep, number = str(id).partition(".")
+    if not (sep and notebook.isdigit() and number.isdigit()):
+        raise ValueError(f"exercise id must look like '01.2' (notebook.number), got {id!r}")
+    try:
+        importlib.import_module(f"helpers.exercises.nb{notebook}")
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"no exercises are defined for notebook {notebook!r} (looked for {exc.name})") from exc
+    if id not in _REGISTRY:
+        known = ", ".join(sorted(k for k in _REGISTRY if k.startswith(notebook + ".")))
+        raise ValueError(f"unknown exercise {id!r}; notebook {notebook} has: {known}")
+    return _REGISTRY[id]
+
+
+def all_exercises() -> list[Exercise]:
+    """Every exercise of every notebook module, sorted by id."""
+    from importlib import resources
+
+    for entry in resources.files(__name__).iterdir():
+        if entry.name.startswith("nb") and entry.name.endswith(".py"):
+            importlib.import_module(f"{__name__}.{entry.name[:-3]}")
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def check(id: str, answer: object) -> None:
+    """Check the learner's `answer` to exercise `id` and print "Correct" or a hint.
+
+    A `NotImplementedError` (an unsolved stub) propagates, so the cell shows what is missing.
+    Any other error raised by the answer is reported as a hint, not a crash.
+    """
+    ex = get_exercise(id)
+    try:
+        hint = ex.test(answer)
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # the learner's code failed: explain rather than crash
+        hint = f"your code raised {type(exc).__name__}: {exc}"
+    if hint is None:
+        print(f"Correct: exercise {id} ({ex.title}).")
+    else:
+        print(f"Not yet: exercise {id} ({ex.title}). Hint: {hint}")
