@@ -1,0 +1,240 @@
+"""Interactive widgets of the notebooks, each a thin shell over plain, tested functions.
+
+The functions that compute and draw (`explorer_settings`, `explorer_figure`, `explorer_readout`)
+work without a browser; the widget classes only wire sliders to them and show the result as a PNG
+in an `ipywidgets.Image`. Every widget carries CSS classes (`opt-...`) so a browser test can find
+its controls.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.figure import Figure
+
+from helpers.optim import OPTIMISERS, SURFACES, OptimiserPath, get_surface, optimiser_paths, surface_grid
+
+__all__ = [
+    "OPTIMISER_COLOURS",
+    "explorer_settings",
+    "explorer_figure",
+    "explorer_readout",
+    "figure_png",
+    "OptimiserExplorer",
+]
+
+#: One colour per optimiser, the same in every figure.
+OPTIMISER_COLOURS = dict(zip(OPTIMISERS, ["C0", "C1", "C2", "C3", "C4"], strict=True))
+
+
+def explorer_settings(
+    optimisers: Sequence[str],
+    lr: float,
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    alpha: float = 0.99,
+) -> dict[str, dict[str, object]]:
+    """Turn the explorer's controls into step-function keyword arguments per optimiser.
+
+    One learning rate for all; `momentum` is Momentum's, `(beta1, beta2)` are Adam's betas and
+    `alpha` is RMSProp's squared-gradient decay. Returns {name: kwargs} in OPTIMISERS order.
+    """
+    unknown = [name for name in optimisers if name not in OPTIMISERS]
+    if unknown:
+        raise ValueError(f"optimisers must be among {list(OPTIMISERS)}, got {unknown}")
+    extra = {"Momentum": {"momentum": momentum}, "RMSProp": {"alpha": alpha}, "Adam": {"betas": (beta1, beta2)}}
+    return {name: {"lr": lr, **extra.get(name, {})} for name in OPTIMISERS if name in optimisers}
+
+
+@lru_cache(maxsize=8)
+def _contour_data(surface_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid and log-spaced contour levels of the loss gap f - f* (computed once per surface)."""
+    s = SURFACES[surface_name]
+    X, Y, Z = (t.numpy() for t in surface_grid(s, 120))
+    gap = Z - s.min_loss
+    levels = np.geomspace(max(np.quantile(gap, 0.005), 1e-3), gap.max(), 14)
+    return X, Y, gap, levels
+
+
+def explorer_figure(surface: str, paths: Mapping[str, OptimiserPath], title: str | None = None) -> Figure:
+    """Two panels: the optimisers' paths on the surface's contour plot, and their loss curves.
+
+    surface: a key of SURFACES; paths: the result of `optimiser_paths` on it. The right panel shows
+    f(x_t) - f* (the gap to the minimum) on a log scale, so every surface's curves are comparable.
+    Built with matplotlib's object API (no pyplot), so nothing is shown unless asked for.
+    """
+    s = get_surface(surface)
+    X, Y, gap, levels = _contour_data(s.name)
+    fig = Figure(figsize=(8.0, 3.3), dpi=90)  # fixed margins: a constrained layout would double the redraw time
+    ax_map, ax_loss = fig.subplots(1, 2, width_ratios=[1.15, 1])
+    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.14, top=0.91, wspace=0.32)
+    ax_map.contour(X, Y, gap, levels=levels, colors="0.6", linewidths=0.7)
+    ax_map.plot(*s.minimum, marker="*", color="k", markersize=11, linestyle="none")
+    ax_map.plot(*s.start, marker="o", color="k", markersize=5, linestyle="none")
+    for name, path in paths.items():
+        colour = OPTIMISER_COLOURS[name]
+        xy = path.xy.numpy()
+        ax_map.plot(xy[:, 0], xy[:, 1], "-", color=colour, linewidth=1.4, marker=".", markersize=3, label=name)
+        gap_t = np.clip(path.loss.numpy() - s.min_loss, 1e-12, None)
+        ax_loss.semilogy(gap_t, color=colour, linewidth=1.4, label=name)
+        if path.diverged_at is not None:
+            ax_loss.plot(path.diverged_at - 1, gap_t[path.diverged_at - 1], "x", color=colour, markersize=9)
+    ax_map.set(xlim=s.xlim, ylim=s.ylim, xlabel="x", ylabel="y", title=f"{s.name}: paths from o to *")
+    ax_loss.set(xlabel="step", ylabel="loss - minimum (log)", title=title or "loss gap per step (x: diverged)")
+    if paths:
+        ax_loss.legend(loc="lower left", fontsize=7, framealpha=0.8)
+    ax_loss.grid(True, alpha=0.3)
+    return fig
+
+
+def explorer_readout(paths: Mapping[str, OptimiserPath]) -> str:
+    """One line: each optimiser's final loss with 4 decimals, or the step at which it diverged."""
+    parts = []
+    for name, path in paths.items():
+        if path.diverged_at is not None:
+            parts.append(f"{name} diverged at step {path.diverged_at}")
+        else:
+            parts.append(f"{name} {path.loss[-1].item():.4f}")
+    return "final loss: " + " | ".join(parts) if parts else "final loss: (no optimiser ticked)"
+
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """The figure as PNG bytes (for an `ipywidgets.Image`)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+class OptimiserExplorer(widgets.VBox):
+    """The optimiser explorer: pick a surface, tick optimisers, set lr, momentum, betas and steps.
+
+    Every change recomputes the paths with `optimiser_paths` and redraws `explorer_figure` into
+    `self.plot` (an Image) and `explorer_readout` into `self.readout` (a Label). Choosing a surface
+    loads its suggested learning rate and number of steps. CSS classes: opt-explorer, opt-surface,
+    opt-check-<name>, opt-lr, opt-momentum, opt-beta1, opt-beta2, opt-alpha, opt-steps, opt-plot,
+    opt-readout. `self.last_redraw_s` holds the duration of the last redraw.
+    """
+
+    def __init__(self, surface: str = "ill-conditioned bowl", optimisers: Sequence[str] = ("SGD", "Momentum", "Adam")):
+        s = get_surface(surface)
+        explorer_settings(optimisers, lr=s.lr)  # validates the names
+        style, wide = {"description_width": "90px"}, widgets.Layout(width="330px")
+
+        def slider(cls, css, description, value, **kw):
+            w = cls(value=value, description=description, continuous_update=False, style=style, layout=wide, **kw)
+            w.add_class(css)
+            return w
+
+        self.surface = widgets.Dropdown(
+            options=list(SURFACES), value=s.name, description="surface", style=style, layout=wide
+        )
+        self.surface.add_class("opt-surface")
+        self.checks = {
+            name: widgets.Checkbox(
+                value=name in optimisers, description=name, indent=False, layout=widgets.Layout(width="100px")
+            )
+            for name in OPTIMISERS
+        }
+        for name, box in self.checks.items():
+            box.add_class(f"opt-check-{name.lower()}")
+        self.lr = slider(
+            widgets.FloatLogSlider,
+            "opt-lr",
+            "learning rate",
+            s.lr,
+            base=10,
+            min=-4,
+            max=0,
+            step=0.05,
+            readout_format=".4f",
+        )
+        self.momentum = slider(widgets.FloatSlider, "opt-momentum", "momentum", 0.9, min=0.0, max=0.99, step=0.01)
+        self.beta1 = slider(widgets.FloatSlider, "opt-beta1", "Adam beta1", 0.9, min=0.0, max=0.99, step=0.01)
+        self.beta2 = slider(
+            widgets.FloatSlider,
+            "opt-beta2",
+            "Adam beta2",
+            0.999,
+            min=0.9,
+            max=0.9999,
+            step=0.0001,
+            readout_format=".4f",
+        )
+        self.alpha = slider(
+            widgets.FloatSlider,
+            "opt-alpha",
+            "RMSProp alpha",
+            0.99,
+            min=0.5,
+            max=0.999,
+            step=0.001,
+            readout_format=".3f",
+        )
+        self.steps = slider(widgets.IntSlider, "opt-steps", "steps", s.steps, min=10, max=600, step=10)
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px"))
+        self.plot.add_class("opt-plot")
+        self.readout = widgets.Label()
+        self.readout.add_class("opt-readout")
+        self.last_redraw_s = 0.0
+        self._paused = False
+
+        controls = widgets.HBox(
+            [
+                widgets.VBox([self.surface, self.lr, self.steps, self.momentum]),
+                widgets.VBox([self.beta1, self.beta2, self.alpha, widgets.HBox(list(self.checks.values()))]),
+            ]
+        )
+        super().__init__([controls, self.plot, self.readout])
+        self.add_class("opt-explorer")
+        for w in [self.lr, self.momentum, self.beta1, self.beta2, self.alpha, self.steps, *self.checks.values()]:
+            w.observe(self._on_change, names="value")
+        self.surface.observe(self._on_surface, names="value")
+        self.redraw()
+
+    @property
+    def ticked(self) -> list[str]:
+        """The names of the ticked optimisers, in OPTIMISERS order."""
+        return [name for name, box in self.checks.items() if box.value]
+
+    def compute(self) -> dict[str, OptimiserPath]:
+        """The paths for the current control values (no drawing)."""
+        settings = explorer_settings(
+            self.ticked, self.lr.value, self.momentum.value, self.beta1.value, self.beta2.value, self.alpha.value
+        )
+        if not settings:
+            return {}
+        return optimiser_paths(self.surface.value, settings, steps=self.steps.value)
+
+    def redraw(self) -> None:
+        """Recompute the paths and refresh the plot and the readout."""
+        t0 = time.perf_counter()
+        paths = self.compute()
+        self.plot.value = figure_png(explorer_figure(self.surface.value, paths))
+        self.readout.value = explorer_readout(paths)
+        self.last_redraw_s = time.perf_counter() - t0
+
+    @contextmanager
+    def _hold(self):
+        """Change several controls with one redraw at the end."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+        self.redraw()
+
+    def _on_change(self, _change) -> None:
+        if not self._paused:
+            self.redraw()
+
+    def _on_surface(self, change) -> None:
+        s = get_surface(change["new"])
+        with self._hold():
+            self.lr.value, self.steps.value = s.lr, s.steps
