@@ -31,7 +31,8 @@ def test_the_workbook_has_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_notebook_is_executed_in_order_without_errors_and_small(path):
-    assert execution_problems(path) == []
+    problems = execution_problems(path)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
