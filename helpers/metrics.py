@@ -1,0 +1,88 @@
+"""Forecast errors that ignore missing targets: masked MAE, RMSE and MAPE, per horizon step or overall.
+
+pred and target: (batch, horizon, nodes) or (batch, horizon, nodes, channels), in the same units
+(invert any scaling first). A target is missing when it is NaN, or equal to `null_value` when that
+is a number (some datasets write 0 for "no reading"). Missing targets are left out of every mean:
+the result is the mean over the observed entries, not a mean of per-batch means. A NaN in `pred`
+is NOT masked: it propagates, so a broken model shows up. With no observed entry the result is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _observed(pred: torch.Tensor, target: torch.Tensor, null_value: float) -> torch.Tensor:
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise ValueError(f"pred, target: expected tensors, got {type(pred).__name__} and {type(target).__name__}")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred, target: expected the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if target.ndim not in (3, 4):
+        raise ValueError(
+            f"target: expected (batch, horizon, nodes) or (batch, horizon, nodes, channels), got {tuple(target.shape)}"
+        )
+    mask = ~torch.isnan(target)
+    if not math.isnan(null_value):
+        mask &= target != null_value
+    return mask
+
+
+def _masked_mean(error: torch.Tensor, mask: torch.Tensor, per_horizon: bool) -> torch.Tensor:
+    """Mean of `error` over the entries where mask is True: a scalar, or (horizon,) per step."""
+    error = torch.where(mask, error, torch.zeros_like(error))  # drops inf/NaN at masked entries too
+    dims = tuple(d for d in range(error.ndim) if d != 1) if per_horizon else tuple(range(error.ndim))
+    return error.sum(dim=dims) / mask.sum(dim=dims)
+
+
+def masked_mae(
+    pred: torch.Tensor, target: torch.Tensor, null_value: float = float("nan"), per_horizon: bool = False
+) -> torch.Tensor:
+    """Mean absolute error over observed targets: a scalar, or (horizon,) with per_horizon=True."""
+    mask = _observed(pred, target, null_value)
+    return _masked_mean((pred - target).abs(), mask, per_horizon)
+
+
+def masked_rmse(
+    pred: torch.Tensor, target: torch.Tensor, null_value: float = float("nan"), per_horizon: bool = False
+) -> torch.Tensor:
+    """Root mean squared error over observed targets: sqrt of the masked mean squared error.
+
+    Overall, the root of the mean over every observed entry (not the mean of per-step RMSEs).
+    """
+    mask = _observed(pred, target, null_value)
+    return _masked_mean((pred - target) ** 2, mask, per_horizon).sqrt()
+
+
+def masked_mape(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    null_value: float = float("nan"),
+    per_horizon: bool = False,
+    min_target: float = 1e-6,
+) -> torch.Tensor:
+    """Mean absolute percentage error as a FRACTION (0.12 = 12%) over observed targets.
+
+    Targets with |target| < min_target are left out as well as missing ones: a percentage of
+    (almost) zero is meaningless. For passenger counts, min_target around 10 keeps the few riders
+    of the first and last trains from dominating the mean.
+    """
+    mask = _observed(pred, target, null_value) & (target.abs() >= min_target)
+    return _masked_mean((pred - target).abs() / target.abs(), mask, per_horizon)
+
+
+def horizon_metrics(
+    pred: torch.Tensor, target: torch.Tensor, null_value: float = float("nan"), min_target: float = 1e-6
+) -> dict[str, list[float]]:
+    """MAE, RMSE and MAPE (fraction) per horizon step, for tables and plots.
+
+    Returns {"step": [1, ..., horizon], "mae": [...], "rmse": [...], "mape": [...]} as Python numbers.
+    """
+    pred, target = pred.detach(), target.detach()
+    return {
+        "step": list(range(1, target.shape[1] + 1)),
+        "mae": masked_mae(pred, target, null_value, per_horizon=True).tolist(),
+        "rmse": masked_rmse(pred, target, null_value, per_horizon=True).tolist(),
+        "mape": masked_mape(pred, target, null_value, per_horizon=True, min_target=min_target).tolist(),
+    }
