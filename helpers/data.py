@@ -611,7 +611,7 @@ def save_metro(ds: GraphTimeSeries, folder: str | os.PathLike) -> Path:
             npy = io.BytesIO()
             np.lib.format.write_array(npy, np.ascontiguousarray(array), version=(1, 0), allow_pickle=False)
             _write_zip_entry(archive, f"{name}.npy", npy.getvalue())
-        _write_zip_entry(archive, "meta.json", json.dumps(header, indent=1, sort_keys=True).encode() + b"\n")
+        _write_zip_entry(archive, "meta.json", json.dumps(header, indent=1).encode() + b"\n")
     path = folder / METRO_FILE
     _write_atomic(path, buffer.getvalue())
     return path
