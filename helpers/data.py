@@ -398,120 +398,50 @@ def make_metro(seed: int = 0, *, spread: float = SPREAD) -> GraphTimeSeries:
         raise ValueError(f"spread: expected a fraction in [0, 1], got {spread}")
     rng = np.random.default_rng(seed)
     net = _metro_network()
-    n, days, slots = len(net["names"]), _NUM_DAYS, _SLOTS
-    kinds = net["kinds"]
+    days, slots, n = _NUM_DAYS, _SLOTS, len(net["names"])
     hours = (_SERVICE_START_MIN + _INTERVAL * (np.arange(slots) + 0.5)) / 60.0  # middle of each step
-
-    day_of_week = np.arange(days) % 7  # day 0 is a Monday
-    weekend = day_of_week >= 5
+    weekend = np.arange(days) % 7 >= 5  # day 0 is a Monday
     weekend[list(_HOLIDAY_DAYS)] = True
+    trip = _shortest_minutes(net["travel"]) + _WALK_MIN  # minutes from gate to gate
 
-    # Station sizes: by kind, busier at transfers, busiest at Central, plus a random factor.
-    size = np.array([{"residential": 0.9, "business": 1.5, "mixed": 1.0}[k] for k in kinds])
+    # Station sizes: by kind, busier at transfers, busiest at Central, times a random factor.
+    size = np.array([{"residential": 0.9, "business": 1.5, "mixed": 1.0}[k] for k in net["kinds"]])
     size[net["transfers"]] *= 1.5
     size[net["names"].index("Central")] *= 1.6
     size *= rng.lognormal(0.0, 0.25, n)
 
-    # Expected entries (days, slots, nodes) before the day-to-day and spatial effects.
-    opening = 1.0 - 0.7 * np.exp(-(hours - 5.5) / 0.4)  # the first trains run nearly empty
-    base = np.empty((days, slots, n))
-    for is_weekend in (False, True):
-        base[weekend == is_weekend] = _by_station(_ENTRY_PROFILES, kinds, is_weekend, hours) * opening[:, None] * size
-    base[list(_HOLIDAY_DAYS)] *= 0.85
+    expected = _expected_entries(rng, net["kinds"], size, weekend, hours)  # (days, slots, stations)
+    expected *= 1.0 + _surges(rng, net["adjacency"], days, slots, spread)
+    regular = rng.poisson(expected).astype(float)
+    fans, leaving, events = _event_crowds(rng, net, size, trip, hours)
+    inflow = regular + fans + leaving
+    travelling = regular + leaving  # fans leaving an event go wherever people go at that hour
 
-    # Day-to-day variation that only recent observations reveal: a city-wide daily level (weather,
-    # school terms), a per-station daily level, and showers that lift a few afternoon hours.
-    city = np.zeros(days)
-    for d in range(1, days):
-        city[d] = 0.5 * city[d - 1] + rng.normal(0.0, 0.12)
-    level = np.exp(city[:, None, None] + rng.normal(0.0, 0.05, (days, 1, n)))
-    rainy = rng.random(days) < 0.25
-    rain_start = rng.uniform(10.0, 19.0, days)
-    rain_hours = rng.uniform(1.5, 4.0, days)
-    in_rain = (hours[None, :] >= rain_start[:, None]) & (hours[None, :] < (rain_start + rain_hours)[:, None])
-    level = level * (1.0 + 0.25 * (rainy[:, None] & in_rain))[:, :, None]
-
-    # Surges that travel along the network: z_t = keep * ((1 - spread) z_{t-1} + spread * P z_{t-1}) + new.
-    weights = net["adjacency"]
-    p_neighbours = weights / weights.sum(axis=1, keepdims=True)  # row i: how i draws on its neighbours
-    new = (rng.random((days, slots, n)) < _SURGE_PROB) * rng.exponential(_SURGE_MEAN, (days, slots, n))
-    surge = np.zeros((days, slots, n))
-    for k in range(slots):
-        previous = surge[:, k - 1] if k > 0 else np.zeros((days, n))
-        carried = (1.0 - spread) * previous + spread * previous @ p_neighbours.T
-        surge[:, k] = _SURGE_KEEP * carried + new[:, k]
-
-    expected_in = base * level * (1.0 + surge)
-    inflow = rng.poisson(expected_in).astype(float)
-
-    # Events at the stadium: fans arrive from all over the city before, and leave in a crowd after,
-    # spilling over to the neighbouring stations when the stadium station is packed.
-    trip = _shortest_minutes(net["travel"]) + _WALK_MIN
-    fans_in = np.zeros((days, slots, n))  # fans entering (they travel to the stadium)
-    events = []
-    for day, station, what in _EVENTS:
-        s = net["names"].index(station)
-        origin = size * np.exp(-trip[:, s] / 40.0)
-        origin[s] = 0.0
-        arrival = _bump(hours, _EVENT_START - 1.0, 0.6)
-        fans_in[day] += rng.poisson(4000 * np.outer(arrival / arrival.sum(), origin / origin.sum()))
-        leaving = np.zeros((slots, n))
-        leaving[:, s] = 3600 * _bump(hours, _EVENT_END + 0.3, 0.3) / _bump(hours, _EVENT_END + 0.3, 0.3).sum()
-        neighbours = np.flatnonzero(weights[s])
-        spill = 0.35 * leaving[:, s]
-        leaving[1:, neighbours] += spill[:-1, None] / len(neighbours)
-        leaving[:, s] -= spill
-        inflow[day] += rng.poisson(leaving)
-        events.append({"date": _day_str(day), "station": s, "what": what, "start": "19:30", "end": "21:45"})
-    inflow += fans_in
-
-    # Exits: each entry travels to a destination chosen by a gravity model (attraction by kind and
-    # time of day, falling off with trip time) and leaves the network trip-time steps later.
-    delay = np.rint(trip / _INTERVAL).astype(int)  # steps from entry to exit
-    np.fill_diagonal(delay, 0)
+    # Exits: each entry picks a destination by a gravity model (attraction by kind and time of day,
+    # falling off with trip time) and leaves the network round(trip / 15 min) steps later.
+    delay = np.rint(trip / _INTERVAL).astype(int)
     gravity = np.exp(-trip / _TRIP_DECAY_MIN)
     np.fill_diagonal(gravity, 0.0)
     expected_out = np.zeros((days, slots, n))
-    regular = inflow - fans_in
     for is_weekend in (False, True):
-        pull = _by_station(_ATTRACTION_PROFILES, kinds, is_weekend, hours) * size  # (slots, nodes)
+        pull = _by_station(_ATTRACTION_PROFILES, net["kinds"], is_weekend, hours) * size  # (slots, stations)
         choice = gravity[None] * pull[:, None, :]  # (slots, origin, destination)
-        choice /= choice.sum(axis=2, keepdims=True)
-        chosen = weekend == is_weekend
-        for steps in np.unique(delay):
-            routed = np.einsum("dko,kox->dkx", regular[chosen], choice * (delay == steps)[None])
-            _add_shifted(expected_out, routed, steps, chosen)
-    for day, station, _ in _EVENTS:
-        s = net["names"].index(station)
-        for steps in np.unique(delay[:, s]):
-            arriving = fans_in[day][:, delay[:, s] == steps].sum(axis=1)
-            shifted = np.zeros(slots)
-            shifted[min(steps, slots - 1) :] = arriving[: slots - min(steps, slots - 1)]
-            expected_out[day, :, s] += shifted
+        _route(travelling, choice / choice.sum(axis=2, keepdims=True), delay, weekend == is_weekend, expected_out)
+    to_stadium = np.zeros((n, n))
+    to_stadium[:, net["names"].index("Stadium")] = 1.0
+    _route(fans, to_stadium[None], delay, np.ones(days, dtype=bool), expected_out)
     outflow = rng.poisson(expected_out).astype(float)
 
-    # Gate sensors down for a few hours: the same outages hit both channels. Spread so that every
-    # part of the default 70/10/20 chronological split has some.
-    outages = []
-    missing = np.zeros((days, slots, n), dtype=bool)
-    for first, last, count in ((0, 38, 16), (40, 43, 3), (45, 55, 5)):
-        for _ in range(count):
-            day, station = int(rng.integers(first, last + 1)), int(rng.integers(n))
-            length = int(rng.integers(8, 25))  # 2 to 6 hours
-            start = int(rng.integers(0, slots - length + 1))
-            missing[day, start : start + length, station] = True
-            outages.append({"station": station, "start": f"{_day_str(day)}T{_clock(start)}", "steps": length})
-
+    missing, outages = _outages(rng, days, slots, n)
     values = np.stack([inflow, outflow], axis=-1).reshape(days * slots, n, 2)
     values[missing.reshape(days * slots, n)] = np.nan
-    timestamps = _metro_timestamps()
     return GraphTimeSeries(
         values=torch.from_numpy(values.astype(np.float32)),
         adjacency=torch.from_numpy(net["adjacency"].astype(np.float32)),
         interval_minutes=_INTERVAL,
         node_names=net["names"],
         coords=torch.from_numpy(net["coords"].astype(np.float32)),
-        timestamps=timestamps,
+        timestamps=_metro_timestamps(),
         channel_names=["inflow", "outflow"],
         meta={
             "name": "Port Marren metro (synthetic)",
@@ -533,15 +463,100 @@ def make_metro(seed: int = 0, *, spread: float = SPREAD) -> GraphTimeSeries:
     )
 
 
-def _add_shifted(out: np.ndarray, routed: np.ndarray, steps: int, days_mask: np.ndarray) -> None:
-    """out[days_mask, k + steps] += routed[:, k]; exits after closing time count in the last step."""
+def _expected_entries(rng, kinds: list[str], size: np.ndarray, weekend: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """Expected entries (days, slots, stations): daily profiles times day-to-day levels.
+
+    The levels only recent observations reveal: a city-wide daily level (weather, school terms), a
+    per-station daily level, and showers that lift entries for a few hours on some days.
+    """
+    days, slots = len(weekend), len(hours)
+    opening = 1.0 - 0.7 * np.exp(-(hours - 5.5) / 0.4)  # the first trains run nearly empty
+    base = np.empty((days, slots, len(kinds)))
+    for is_weekend in (False, True):
+        base[weekend == is_weekend] = _by_station(_ENTRY_PROFILES, kinds, is_weekend, hours) * opening[:, None] * size
+    base[list(_HOLIDAY_DAYS)] *= 0.85
+    city = np.zeros(days)
+    for d in range(1, days):
+        city[d] = 0.5 * city[d - 1] + rng.normal(0.0, 0.12)
+    level = np.exp(city[:, None, None] + rng.normal(0.0, 0.05, (days, 1, len(kinds))))
+    rainy = rng.random(days) < 0.25
+    rain_start = rng.uniform(10.0, 19.0, days)
+    rain_hours = rng.uniform(1.5, 4.0, days)
+    in_rain = (hours[None, :] >= rain_start[:, None]) & (hours[None, :] < (rain_start + rain_hours)[:, None])
+    return base * level * (1.0 + 0.25 * (rainy[:, None] & in_rain))[:, :, None]
+
+
+def _surges(rng, adjacency: np.ndarray, days: int, slots: int, spread: float) -> np.ndarray:
+    """Relative surge levels z (days, slots, stations) that travel along the network:
+    z_t = keep * ((1 - spread) * z_{t-1} + spread * P z_{t-1}) + new_t, P = row-normalised adjacency."""
+    n = len(adjacency)
+    p_neighbours = adjacency / adjacency.sum(axis=1, keepdims=True)  # row i: the mean over i's neighbours
+    new = (rng.random((days, slots, n)) < _SURGE_PROB) * rng.exponential(_SURGE_MEAN, (days, slots, n))
+    surge = np.zeros((days, slots, n))
+    previous = np.zeros((days, n))
+    for k in range(slots):  # a recursion in time; vectorised over days and stations
+        previous = _SURGE_KEEP * ((1.0 - spread) * previous + spread * previous @ p_neighbours.T) + new[:, k]
+        surge[:, k] = previous
+    return surge
+
+
+def _event_crowds(rng, net: dict, size: np.ndarray, trip: np.ndarray, hours: np.ndarray):
+    """Entries of fans (days, slots, stations) going to each event and leaving it, and the event list.
+
+    Fans come from all over the city before the event; after it they leave in a crowd, 35% of which
+    walks to the neighbouring stations and enters there one step later.
+    """
+    days, slots, n = _NUM_DAYS, len(hours), len(net["names"])
+    fans, leaving, events = np.zeros((days, slots, n)), np.zeros((days, slots, n)), []
+    for day, station, what in _EVENTS:
+        s = net["names"].index(station)
+        origin = size * np.exp(-trip[:, s] / 40.0)
+        origin[s] = 0.0
+        arrival = _bump(hours, _EVENT_START - 1.0, 0.6)
+        fans[day] = rng.poisson(4000 * np.outer(arrival / arrival.sum(), origin / origin.sum()))
+        crowd = _bump(hours, _EVENT_END + 0.3, 0.3)
+        expected = np.zeros((slots, n))
+        expected[:, s] = 0.65 * 3600 * crowd / crowd.sum()
+        neighbours = np.flatnonzero(net["adjacency"][s])
+        expected[1:, neighbours] += 0.35 * 3600 * crowd[:-1, None] / crowd.sum() / len(neighbours)
+        leaving[day] = rng.poisson(expected)
+        events.append({"date": _day_str(day), "station": s, "what": what, "start": "19:30", "end": "21:45"})
+    return fans, leaving, events
+
+
+def _route(entries: np.ndarray, choice: np.ndarray, delay: np.ndarray, days: np.ndarray, out: np.ndarray) -> None:
+    """Add the exits of `entries` (days, slots, origins) to `out` (days, slots, destinations).
+
+    Only the days where the boolean mask `days` is True are routed. choice: (slots or 1, origins,
+    destinations), each row a distribution over destinations; delay: (origins, destinations), steps
+    from entry to exit. Exits that would come after closing time count in the last step.
+    """
     slots = out.shape[1]
-    steps = min(int(steps), slots - 1)
-    target = out[days_mask]
-    target[:, steps:] += routed[:, : slots - steps]
-    if steps > 0:
-        target[:, -1] += routed[:, slots - steps :].sum(axis=1)
-    out[days_mask] = target
+    for steps in np.unique(delay):
+        chosen = np.broadcast_to(choice * (delay == steps), (slots, *delay.shape))
+        routed = np.einsum("dko,kox->dkx", entries[days], chosen)
+        shift = min(int(steps), slots - 1)
+        shifted = np.zeros_like(routed)
+        shifted[:, shift:] = routed[:, : slots - shift]
+        shifted[:, -1] += routed[:, slots - shift :].sum(axis=1)  # empty when shift == 0
+        out[days] += shifted
+
+
+def _outages(rng, days: int, slots: int, n: int) -> tuple[np.ndarray, list[dict]]:
+    """Gate sensors down for 2 to 6 hours: a mask (days, slots, stations) and their list.
+
+    16 in the first 70% of the days, 3 in the next 10% and 5 in the last 20%, so that every part of
+    the default chronological split has gaps.
+    """
+    missing, outages = np.zeros((days, slots, n), dtype=bool), []
+    for first, last, count in ((0, 38, 16), (40, 43, 3), (45, 55, 5)):
+        for _ in range(count):
+            day, station = int(rng.integers(first, last + 1)), int(rng.integers(n))
+            length = int(rng.integers(8, 25))
+            start = int(rng.integers(0, slots - length + 1))
+            missing[day, start : start + length, station] = True
+            outages.append({"station": station, "start": f"{_day_str(day)}T{_clock(start)}", "steps": length})
+    return missing, outages
 
 
 def _day_str(day: int) -> str:
@@ -691,31 +706,33 @@ def read_csv_numbers(path: str | os.PathLike, *, header: bool) -> tuple[list[str
     """Read a CSV table of numbers; return (header cells or None, float64 array (rows, columns)).
 
     An empty cell or nan/NA/null (any case) is a missing value (NaN). A row with a different number
-    of cells than the first row, or a cell that is not a number, raises ValueError naming the
-    row (1-based, as a spreadsheet shows it), the column and what was found.
+    of cells than the first row, or a cell that is not a number, raises ValueError naming the row
+    (counted from 1 at the top of the file, as a spreadsheet shows it), the column and what was found.
     """
-    path = Path(path)
+    names, rows = _csv_rows(Path(path), header)
+    return names, _csv_numbers(rows, Path(path).name, first_row=2 if header else 1)
+
+
+def _csv_rows(path: Path, header: bool) -> tuple[list[str] | None, list[list[str]]]:
+    """The rows of a CSV file (blank lines skipped), all as wide as the first; the header split off."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [row for row in csv.reader(f) if row]
-    names = None
-    if header:
-        if not rows:
-            raise ValueError(f"{path.name}: expected a header row, got an empty file")
-        names = [cell.strip() for cell in rows[0]]
-        rows = rows[1:]
-    if not rows:
+    if header and not rows:
+        raise ValueError(f"{path.name}: expected a header row, got an empty file")
+    if len(rows) <= header:
         raise ValueError(f"{path.name}: expected at least one row of numbers, got none")
-    width = len(names) if names is not None else len(rows[0])
-    first_data_row = 2 if header else 1
     for r, row in enumerate(rows):
-        if len(row) != width:
-            raise ValueError(
-                f"{path.name}: expected {width} cells in every row, got {len(row)} in row {r + first_data_row}"
-            )
+        if len(row) != len(rows[0]):
+            raise ValueError(f"{path.name}: expected {len(rows[0])} cells in every row, got {len(row)} in row {r + 1}")
+    return ([cell.strip() for cell in rows[0]] if header else None), rows[header:]
+
+
+def _csv_numbers(rows: list[list[str]], source: str, first_row: int, first_column: int = 1) -> np.ndarray:
+    """Convert CSV cells to float64 (rows, columns); name the first cell that is not a number."""
     text = np.char.strip(np.array(rows, dtype=str))
     text[np.isin(np.char.lower(text), list(_MISSING_TEXT))] = "nan"
     try:
-        numbers = text.astype(np.float64)
+        return text.astype(np.float64)
     except ValueError:
         for r, row in enumerate(text):
             for c, cell in enumerate(row):
@@ -723,10 +740,10 @@ def read_csv_numbers(path: str | os.PathLike, *, header: bool) -> tuple[list[str
                     float(cell)
                 except ValueError:
                     raise ValueError(
-                        f"{path.name}: expected a number in row {r + first_data_row}, column {c + 1}, got {str(cell)!r}"
+                        f"{source}: expected a number in row {r + first_row}, column {c + first_column}, "
+                        f"got {str(cell)!r}"
                     ) from None
         raise
-    return names, numbers
 
 
 def _adjacency_from_file(matrix: np.ndarray, source: str) -> torch.Tensor:
@@ -758,28 +775,25 @@ def load_csv_folder(
     for p in (series_path, adjacency_path):
         if not p.is_file():
             raise FileNotFoundError(f"load_csv_folder: expected {p.name} in {folder}, found no such file")
-    with open(series_path, newline="", encoding="utf-8-sig") as f:
-        first = next(csv.reader(f), [])
-    timestamps = None
-    if first and first[0].strip().lower() == "timestamp":
-        with open(series_path, newline="", encoding="utf-8-sig") as f:
-            rows = [row for row in csv.reader(f) if row][1:]
+    names, rows = _csv_rows(series_path, header=True)
+    timestamps, first_column = None, 1
+    if names[0].lower() == "timestamp":
         try:
             timestamps = np.array([row[0].strip() for row in rows], dtype="datetime64[m]")
         except ValueError as exc:
             raise ValueError(f"series.csv: expected ISO times in the timestamp column, got {exc}") from None
-        steps = np.unique(np.diff(timestamps).astype(np.int64)) if len(timestamps) > 1 else np.array([])
+        steps = np.unique(np.diff(timestamps).astype(np.int64))
         if len(steps) > 1 or (len(steps) == 1 and steps[0] <= 0):
             raise ValueError(
                 f"series.csv: expected evenly spaced increasing timestamps, got steps of {steps[:5].tolist()} minutes"
             )
-        inferred = int(steps[0]) if len(steps) else None
-        if interval_minutes is not None and inferred is not None and inferred != interval_minutes:
-            raise ValueError(f"interval_minutes: expected {inferred} (the timestamps' step), got {interval_minutes}")
-        interval_minutes = interval_minutes or inferred
-        names, table = _read_series_without_first_column(series_path)
-    else:
-        names, table = read_csv_numbers(series_path, header=True)
+        if len(steps) and interval_minutes not in (None, int(steps[0])):
+            raise ValueError(
+                f"interval_minutes: expected {int(steps[0])} (the timestamps' step), got {interval_minutes}"
+            )
+        interval_minutes = int(steps[0]) if len(steps) else interval_minutes
+        names, rows, first_column = names[1:], [row[1:] for row in rows], 2
+    table = _csv_numbers(rows, "series.csv", first_row=2, first_column=first_column)
     if interval_minutes is None:
         raise ValueError(
             "interval_minutes: expected a number of minutes per step (series.csv has no timestamp column), got None"
@@ -800,16 +814,6 @@ def load_csv_folder(
         timestamps=timestamps,
         channel_names=[channel_name],
     )
-
-
-def _read_series_without_first_column(path: Path) -> tuple[list[str], np.ndarray]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [row[1:] for row in csv.reader(f) if row]
-    with tempfile.TemporaryDirectory() as tmp:  # reuse the checks of read_csv_numbers
-        stripped = Path(tmp) / path.name
-        with open(stripped, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f).writerows(rows)
-        return read_csv_numbers(stripped, header=True)
 
 
 def save_csv_folder(ds: GraphTimeSeries, folder: str | os.PathLike, channel: int = 0) -> Path:

@@ -177,6 +177,20 @@ def test_csv_folder_rejects_uneven_timestamps_and_missing_files(tmp_path):
         load_csv_folder(tmp_path / "nowhere")
 
 
+def test_csv_folder_counts_columns_as_the_file_shows_them(tmp_path):
+    write(tmp_path / "series.csv", "timestamp,a,b\n2024-01-01T00:00,1,2\n2024-01-01T00:05,3,x\n")
+    write(tmp_path / "adjacency.csv", "0,1\n1,0\n")
+    with pytest.raises(ValueError, match=r"series.csv: expected a number in row 3, column 3, got 'x'"):
+        load_csv_folder(tmp_path)
+    write(tmp_path / "series.csv", "timestamp,a,b\nmonday,1,2\n")
+    with pytest.raises(ValueError, match=r"series.csv: expected ISO times in the timestamp column, got"):
+        load_csv_folder(tmp_path)
+    write(tmp_path / "series.csv", "timestamp,a,b\n2024-01-01T00:00,1,2\n2024-01-01T00:05,3,4\n")
+    with pytest.raises(ValueError, match=r"interval_minutes: expected 5 \(the timestamps' step\), got 15"):
+        load_csv_folder(tmp_path, interval_minutes=15)
+    assert load_csv_folder(tmp_path).interval_minutes == 5
+
+
 def test_read_csv_numbers_reports_empty_files(tmp_path):
     with pytest.raises(ValueError, match="expected a header row, got an empty file"):
         read_csv_numbers(write(tmp_path / "x.csv", ""), header=True)
