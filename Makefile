@@ -16,7 +16,7 @@ NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
 
 export PYTHONHASHSEED := 0
 
-.PHONY: lab test install lint unit nbval notebooks student clean help
+.PHONY: lab test install lint unit nbval notebooks student data clean help
 help:
 	@sed -n '1,4p' Makefile
 
@@ -64,6 +64,10 @@ notebooks: $(VENV)/.installed
 # Student editions: solutions replaced by stubs, outputs cleared, written to student/.
 student: $(VENV)/.installed
 	$(BIN)/python -m helpers.exercises.editions notebooks student
+
+# Regenerate the shipped synthetic metro dataset byte for byte (see data/metro/README.md).
+data: $(VENV)/.installed
+	$(BIN)/python -m helpers.data make-metro data/metro
 
 clean:
 	rm -rf student build *.egg-info tests/shots
