@@ -904,9 +904,14 @@ def _los_loop_help(root: Path, problem: str) -> str:
 
 
 def _download(name: str, path: Path, sha256: str, urls: Sequence[str], timeout: float) -> None:
-    """Fetch `name` from the first of `urls` that answers; verify; os.replace into `path`."""
+    """Fetch `name` from the first of `urls` that serves the right bytes; os.replace it into `path`.
+
+    Each attempt writes to a temporary file beside `path`, deleted whatever happens, so a failed or
+    interrupted download never leaves a partial file. A wrong checksum raises ValueError, an
+    unreachable source ConnectionError, once every URL has been tried.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
+    mismatches, errors = [], []
     for template in urls:
         url = template.format(name=name)
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
@@ -916,23 +921,18 @@ def _download(name: str, path: Path, sha256: str, urls: Sequence[str], timeout: 
                 while chunk := response.read(1 << 16):
                     digest.update(chunk)
                     out.write(chunk)
-            if digest.hexdigest() != sha256:
-                raise ValueError(
-                    _los_loop_help(path.parent, f"{url}: expected SHA-256 {sha256}, got {digest.hexdigest()}")
-                )
-            os.chmod(temp, 0o644)
-            os.replace(temp, path)
-            return
-        except ValueError:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        except (OSError, TimeoutError) as exc:  # URLError and HTTPError are OSErrors
-            Path(temp).unlink(missing_ok=True)
+            if digest.hexdigest() == sha256:
+                os.chmod(temp, 0o644)
+                os.replace(temp, path)
+                return
+            mismatches.append(f"{url}: expected SHA-256 {sha256}, got {digest.hexdigest()}")
+        except OSError as exc:  # URLError, HTTPError and timeouts are all OSErrors
             errors.append(f"{url}: {exc}")
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-    raise ConnectionError(_los_loop_help(path.parent, "could not download " + name + " (" + "; ".join(errors) + ")"))
+        finally:
+            Path(temp).unlink(missing_ok=True)  # gone already after a successful os.replace
+    if mismatches:
+        raise ValueError(_los_loop_help(path.parent, "; ".join(mismatches)))
+    raise ConnectionError(_los_loop_help(path.parent, f"could not download {name} ({'; '.join(errors)})"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1056,7 +1056,7 @@ class StandardScaler:
                 f"{tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__}"
             )
         x = values.double()
-        dims = (0,) if self.per_node else ((0, 1) if x.ndim == 3 else (0, 1))
+        dims = (0,) if self.per_node else (0, 1)  # reduce over time (and nodes)
         observed = (~torch.isnan(x)).sum(dim=dims)
         if (observed == 0).any():
             raise ValueError("values: expected at least one observed (non-NaN) value per statistic, got none")
@@ -1126,15 +1126,16 @@ def make_splits(
     Get passengers back with `splits.scaler.inverse_transform(y, channel=target_channel)`.
     """
     values = ds.values if isinstance(ds, GraphTimeSeries) else ds
+    _check_window_args(values.shape[0], input_len, output_len, stride)
     bounds = split_bounds(values.shape[0], fractions)
-    for (start, stop), name in zip(bounds, ("train", "val", "test"), strict=False):
+    if len(bounds) != 3:
+        raise ValueError(f"fractions: expected three fractions (train, val, test), got {len(bounds)}")
+    for (start, stop), name in zip(bounds, ("train", "val", "test"), strict=True):
         if stop - start < input_len + output_len:
             raise ValueError(
                 f"{name} part: expected at least input_len + output_len = {input_len + output_len} steps, "
                 f"got {stop - start}"
             )
-    if len(bounds) != 3:
-        raise ValueError(f"fractions: expected three fractions (train, val, test), got {len(bounds)}")
     scaler = StandardScaler(per_node=per_node).fit(values[bounds[0][0] : bounds[0][1]])
     scaled = scaler.transform(values)
     parts = [
@@ -1176,7 +1177,7 @@ def historical_average(ds: GraphTimeSeries, fit_stop: int, channel: int = 0) -> 
         raise ValueError("historical_average: expected a dataset with timestamps, got timestamps=None")
     if not 0 < fit_stop <= ds.num_steps:
         raise ValueError(f"fit_stop: expected a step in (0, {ds.num_steps}], got {fit_stop}")
-    slots_per_day = 1440 // ds.interval_minutes + 1
+    slots_per_day = math.ceil(1440 / ds.interval_minutes)
     key = day_type(ds.timestamps, ds.meta.get("holidays", ())) * slots_per_day + time_of_day_index(
         ds.timestamps, ds.interval_minutes
     )

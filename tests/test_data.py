@@ -229,9 +229,11 @@ def test_load_los_loop_downloads_verifies_and_writes_atomically(tmp_path, los_ro
 
 
 def test_load_los_loop_tries_the_next_url(tmp_path, los_root):
-    root = tmp_path / "los"
-    urls = ((tmp_path / "missing").resolve().as_uri() + "/{name}",) + file_urls(los_root)
+    root, bad_mirror = tmp_path / "los", tmp_path / "bad"
+    write(bad_mirror / "los_speed.csv", "not the data\n")
+    urls = ((tmp_path / "missing").resolve().as_uri() + "/{name}",) + file_urls(bad_mirror) + file_urls(los_root)
     assert load_los_loop(root=root, urls=urls).num_nodes == 207
+    assert sorted(p.name for p in root.iterdir()) == ["los_adj.csv", "los_speed.csv"]
 
 
 def test_load_los_loop_rejects_a_corrupted_download_and_leaves_nothing(tmp_path, los_root):
@@ -373,6 +375,10 @@ def test_make_splits_keeps_every_window_inside_its_part():
 def test_make_splits_rejects_parts_too_short_for_a_window():
     with pytest.raises(ValueError, match=r"val part: expected at least input_len \+ output_len = 12 steps, got 10"):
         make_splits(torch.zeros(100, 2, 1), input_len=8, output_len=4)
+    with pytest.raises(ValueError, match=r"fractions: expected three fractions \(train, val, test\), got 2"):
+        make_splits(torch.zeros(100, 2, 1), input_len=8, output_len=4, fractions=(0.5, 0.5))
+    with pytest.raises(ValueError, match=r"output_len: expected an int >= 1, got 0"):
+        make_splits(torch.zeros(100, 2, 1), input_len=8, output_len=0)
 
 
 def test_standard_scaler_matches_numpy_and_inverts():
