@@ -3,12 +3,14 @@
 - `GraphTimeSeries`: values (time, nodes, channels), an adjacency (nodes, nodes), the step length,
   node names and optional coordinates, timestamps and extras; validated when it is built.
 - Datasets: `load_metro` (the synthetic metro network shipped in `data/metro/`, made by
-  `make_metro`), `load_los_loop` (real traffic speeds of 207 loop detectors in Los Angeles) and
-  `load_csv_folder` (your own network: `series.csv` and `adjacency.csv`).
+  `make_metro`, written by `save_metro`), `load_los_loop` (real traffic speeds of 207 loop detectors
+  in Los Angeles) and `load_csv_folder` (your own network: `series.csv` and `adjacency.csv`, as
+  `save_csv_folder` writes them).
 - Supervision: `sliding_windows` (zero-copy input/target windows), `TimeSeriesWindows` (the
   `Dataset` around them), `split_bounds` / `make_splits` (chronological train/val/test parts with
   no window crossing a boundary) and `StandardScaler` (z-score fitted on the training part only).
 - Calendar helpers for baselines: `time_of_day_index`, `day_type`, `historical_average`.
+- Command line: `python -m helpers.data make-metro data/metro [--check]` (what `make data` runs).
 
 Conventions shared by every dataset here:
 - A missing reading is NaN in `values` (metrics in `helpers.metrics` ignore it).
@@ -730,7 +732,11 @@ def _csv_rows(path: Path, header: bool) -> tuple[list[str] | None, list[list[str
 def _csv_numbers(rows: list[list[str]], source: str, first_row: int, first_column: int = 1) -> np.ndarray:
     """Convert CSV cells to float64 (rows, columns); name the first cell that is not a number."""
     text = np.char.strip(np.array(rows, dtype=str))
-    text[np.isin(np.char.lower(text), list(_MISSING_TEXT))] = "nan"
+    text[text == ""] = "nan"
+    try:
+        return text.astype(np.float64)  # the fast path: numbers, empty cells and nan
+    except ValueError:
+        text[np.isin(np.char.lower(text), list(_MISSING_TEXT))] = "nan"
     try:
         return text.astype(np.float64)
     except ValueError:
