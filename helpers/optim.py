@@ -44,6 +44,8 @@ __all__ = [
     "OptimiserPath",
     "optimiser_paths",
     "surface_grid",
+    "warmup_factor",
+    "scaled_lr",
 ]
 
 
@@ -266,6 +268,40 @@ OPTIMISERS: dict[str, Callable[..., Tensor]] = {
     "RMSProp": rmsprop_step,
     "Adam": adam_step,
 }
+
+
+# --- learning-rate schedules and scaling -----------------------------------------------------------
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warmup: the factor (step + 1) / warmup_steps for the first warmup_steps steps, then 1.
+
+    Made for `torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_factor, warmup_steps=W))`:
+    LambdaLR calls it with step = 0 before the first update, so update k (from 1) uses lr * k / W.
+    warmup_steps = 0 means no warmup.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
+    return 1.0 if step >= warmup_steps else (step + 1) / warmup_steps
+
+
+def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear") -> float:
+    """Scale a learning rate tuned at base_batch_size to batch_size.
+
+    rule "linear": lr * (batch / base) (keeps the update per epoch of SGD the same; Goyal et al. 2017);
+    "sqrt": lr * sqrt(batch / base) (keeps the variance of the update the same; often used for Adam);
+    "none": lr unchanged.
+    """
+    rules = {"linear": 1.0, "sqrt": 0.5, "none": 0.0}
+    if rule not in rules:
+        raise ValueError(f"rule must be one of {list(rules)}, got {rule!r}")
+    _check_range("base_lr", base_lr, 0.0)
+    for name, value in (("base_batch_size", base_batch_size), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return base_lr * (batch_size / base_batch_size) ** rules[rule]
 
 
 # --- 2-D loss surfaces ----------------------------------------------------------------------------

@@ -18,9 +18,21 @@ from helpers.optim import (
     rmsprop_step,
     rosenbrock,
     saddle,
+    scaled_lr,
     sgd_step,
     surface_grid,
+    warmup_factor,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread is fastest, and immune to other processes competing for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 STEPS = 150
 
@@ -313,3 +325,45 @@ def test_divergence_is_reported_and_path_is_nan_afterwards():
     assert torch.isnan(sgd.xy[sgd.diverged_at :]).all() and torch.isfinite(sgd.xy[: sgd.diverged_at]).all()
     assert paths["Adam"].diverged_at is None and torch.isfinite(paths["Adam"].loss).all()
     assert math.isfinite(sgd.loss[sgd.diverged_at - 1].item())
+
+
+# --- warmup and learning-rate scaling --------------------------------------------------------------
+
+
+def test_warmup_factor_with_lambda_lr():
+    from functools import partial
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.4)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_factor, warmup_steps=4))
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4, 0.4])
+    assert warmup_factor(0, 0) == 1.0
+
+
+def test_scaled_lr_rules():
+    assert scaled_lr(0.01, 32, 128, "linear") == pytest.approx(0.04)
+    assert scaled_lr(0.01, 32, 128, "sqrt") == pytest.approx(0.02)
+    assert scaled_lr(0.01, 32, 128, "none") == 0.01
+    assert scaled_lr(0.01, 32, 8, "linear") == pytest.approx(0.0025)
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: warmup_factor(-1, 5), ["step", "-1"]),
+        (lambda: warmup_factor(0, 2.5), ["warmup_steps", "2.5"]),
+        (lambda: scaled_lr(0.1, 32, 64, "cubic"), ["linear", "'cubic'"]),
+        (lambda: scaled_lr(0.1, 0, 64), ["base_batch_size", "0"]),
+        (lambda: scaled_lr(-0.1, 32, 64), ["base_lr", "-0.1"]),
+    ],
+)
+def test_schedule_bad_input(call, words):
+    with pytest.raises(ValueError) as info:
+        call()
+    for word in words:
+        assert word in str(info.value)

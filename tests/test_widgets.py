@@ -1,9 +1,27 @@
 """helpers.widgets: the drawing functions behind the widgets, and the widgets' wiring (no browser)."""
 
 import pytest
+import torch
 
 from helpers.optim import OPTIMISERS, SURFACES, optimiser_paths
-from helpers.widgets import OptimiserExplorer, explorer_figure, explorer_readout, explorer_settings, figure_png
+from helpers.widgets import (
+    OptimiserExplorer,
+    TrainingPlayground,
+    explorer_figure,
+    explorer_readout,
+    explorer_settings,
+    figure_png,
+    training_figure,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread is fastest, and immune to other processes competing for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_explorer_settings_maps_controls_to_each_optimiser():
@@ -104,3 +122,82 @@ def test_explorer_rejects_unknown_names():
         OptimiserExplorer(optimisers=["Adamax"])
     with pytest.raises(ValueError, match="'sphere'"):
         OptimiserExplorer(surface="sphere")
+
+
+# --- training playground ---------------------------------------------------------------------------
+
+
+def _playground(**kwargs):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 4, generator=g)
+    y = x[:, :1] - x[:, 1:2]
+    return TrainingPlayground(
+        lambda: nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)),
+        TensorDataset(x[:90], y[:90]),
+        TensorDataset(x[90:], y[90:]),
+        F.mse_loss,
+        epochs=3,
+        **kwargs,
+    )
+
+
+def test_training_playground_runs_redraws_every_epoch_and_is_reproducible():
+    pg = _playground(lr=0.01)
+    assert pg.status.value == "not trained yet" and pg.history is None
+    images = []
+    pg.plot.observe(lambda change: images.append(change["new"]), names="value")
+    first = pg.run()
+    assert len(images) == 3 and len(set(images)) == 3  # one new picture per epoch
+    assert len(first.train_loss) == len(first.val_loss) == 3
+    assert (
+        pg.status.value == f"epoch 3/3: train loss {first.train_loss[-1]:.4f}, validation loss {first.val_loss[-1]:.4f}"
+    )
+    assert pg.run().train_loss == first.train_loss  # seeded: the same run again
+    pg.optimiser.value, pg.batch_size.value = "SGD", 8
+    assert pg.run().train_loss != first.train_loss
+    pg.button.click()  # the button trains too
+    assert "epoch 3/3" in pg.status.value and not pg.button.disabled
+
+
+def test_training_figure_axes():
+    from helpers.train import History
+
+    fig = training_figure(History([1.0, 0.5], [1.2, 0.7]), epochs=5, title="t")
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (0.5, 5.5) and ax.get_yscale() == "log" and ax.get_title() == "t"
+    assert [line.get_label() for line in ax.get_lines()] == ["train", "validation"]
+    with pytest.raises(ValueError, match="epochs"):
+        training_figure(History(), epochs=0)
+
+
+def test_training_playground_rejects_unknown_optimiser():
+    with pytest.raises(ValueError, match="'Lion'"):
+        _playground(optimiser="Lion")
+
+
+def test_figure_png_reduces_colours():
+    import io
+
+    import PIL.Image
+
+    paths = optimiser_paths("saddle", explorer_settings(list(OPTIMISERS), lr=0.05), steps=40)
+    fig = explorer_figure("saddle", paths)
+    full, small = figure_png(fig, colors=None), figure_png(fig)
+    assert PIL.Image.open(io.BytesIO(full)).mode == "RGBA"
+    palette = PIL.Image.open(io.BytesIO(small))
+    assert palette.mode == "P" and palette.size == PIL.Image.open(io.BytesIO(full)).size
+    assert len(small) < len(full) / 2
+    with pytest.raises(ValueError, match="colors"):
+        figure_png(fig, colors=1)
+
+
+def test_explorer_figure_title_is_a_headline():
+    paths = optimiser_paths("saddle", {"SGD": {"lr": 0.05}}, steps=5)
+    fig = explorer_figure("saddle", paths, title="what to notice")
+    assert fig.get_suptitle() == "what to notice"
+    assert fig.axes[1].get_title() == "loss gap per step (x: diverged)"
