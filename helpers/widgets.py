@@ -16,14 +16,9 @@ from functools import lru_cache
 
 import ipywidgets as widgets
 import numpy as np
-import PIL.Image
-import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter
-from torch.utils.data import DataLoader, Dataset
 
 from helpers.optim import OPTIMISERS, SURFACES, OptimiserPath, get_surface, optimiser_paths, surface_grid
-from helpers.train import OPTIMIZER_NAMES, History, fit, make_optimizer
 
 __all__ = [
     "OPTIMISER_COLOURS",
@@ -32,8 +27,6 @@ __all__ = [
     "explorer_readout",
     "figure_png",
     "OptimiserExplorer",
-    "training_figure",
-    "TrainingPlayground",
 ]
 
 #: One colour per optimiser, the same in every figure.
@@ -73,16 +66,15 @@ def _contour_data(surface_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def explorer_figure(surface: str, paths: Mapping[str, OptimiserPath], title: str | None = None) -> Figure:
     """Two panels: the optimisers' paths on the surface's contour plot, and their loss curves.
 
-    title: an optional headline above both panels.
     surface: a key of SURFACES; paths: the result of `optimiser_paths` on it. The right panel shows
     f(x_t) - f* (the gap to the minimum) on a log scale, so every surface's curves are comparable.
     Built with matplotlib's object API (no pyplot), so nothing is shown unless asked for.
     """
     s = get_surface(surface)
     X, Y, gap, levels = _contour_data(s.name)
-    fig = Figure(figsize=(8.0, 3.3), dpi=90, layout="none")  # fixed margins: constrained layout doubles redraw time
+    fig = Figure(figsize=(8.0, 3.3), dpi=90)  # fixed margins: a constrained layout would double the redraw time
     ax_map, ax_loss = fig.subplots(1, 2, width_ratios=[1.15, 1])
-    fig.subplots_adjust(left=0.085, right=0.985, bottom=0.14, top=0.91, wspace=0.32)
+    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.14, top=0.91, wspace=0.32)
     ax_map.contour(X, Y, gap, levels=levels, colors="0.6", linewidths=0.7)
     ax_map.plot(*s.minimum, marker="*", color="k", markersize=11, linestyle="none")
     ax_map.plot(*s.start, marker="o", color="k", markersize=5, linestyle="none")
@@ -95,10 +87,7 @@ def explorer_figure(surface: str, paths: Mapping[str, OptimiserPath], title: str
         if path.diverged_at is not None:
             ax_loss.plot(path.diverged_at - 1, gap_t[path.diverged_at - 1], "x", color=colour, markersize=9)
     ax_map.set(xlim=s.xlim, ylim=s.ylim, xlabel="x", ylabel="y", title=f"{s.name}: paths from o to *")
-    ax_loss.set(xlabel="step", ylabel="loss - minimum (log)", title="loss gap per step (x: diverged)")
-    if title:
-        fig.suptitle(title, fontsize=11)
-        fig.subplots_adjust(top=0.82)
+    ax_loss.set(xlabel="step", ylabel="loss - minimum (log)", title=title or "loss gap per step (x: diverged)")
     if paths:
         ax_loss.legend(loc="lower left", fontsize=7, framealpha=0.8)
     ax_loss.grid(True, alpha=0.3)
@@ -116,22 +105,11 @@ def explorer_readout(paths: Mapping[str, OptimiserPath]) -> str:
     return "final loss: " + " | ".join(parts) if parts else "final loss: (no optimiser ticked)"
 
 
-def figure_png(fig: Figure, dpi: int = 90, colors: int | None = 64) -> bytes:
-    """The figure as PNG bytes (for an `ipywidgets.Image`), reduced to `colors` colours (None: keep all).
-
-    A line plot needs few colours; the palette PNG is about a fifth of the full-colour one, which keeps
-    widget updates and the notebooks small.
-    """
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """The figure as PNG bytes (for an `ipywidgets.Image`)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    if colors is None:
-        return buffer.getvalue()
-    if isinstance(colors, bool) or not isinstance(colors, int) or not 2 <= colors <= 256:
-        raise ValueError(f"colors must be an int in [2, 256] or None, got {colors!r}")
-    image = PIL.Image.open(buffer).convert("RGB").quantize(colors=colors, method=PIL.Image.Quantize.FASTOCTREE)
-    small = io.BytesIO()
-    image.save(small, format="png")
-    return small.getvalue()
+    return buffer.getvalue()
 
 
 class OptimiserExplorer(widgets.VBox):
@@ -147,7 +125,7 @@ class OptimiserExplorer(widgets.VBox):
     def __init__(self, surface: str = "ill-conditioned bowl", optimisers: Sequence[str] = ("SGD", "Momentum", "Adam")):
         s = get_surface(surface)
         explorer_settings(optimisers, lr=s.lr)  # validates the names
-        style, wide = {"description_width": "110px"}, widgets.Layout(width="350px")
+        style, wide = {"description_width": "90px"}, widgets.Layout(width="330px")
 
         def slider(cls, css, description, value, **kw):
             w = cls(value=value, description=description, continuous_update=False, style=style, layout=wide, **kw)
@@ -160,10 +138,7 @@ class OptimiserExplorer(widgets.VBox):
         self.surface.add_class("opt-surface")
         self.checks = {
             name: widgets.Checkbox(
-                value=name in optimisers,
-                description=name,
-                indent=False,
-                layout=widgets.Layout(width="auto", margin="0 16px 0 0"),
+                value=name in optimisers, description=name, indent=False, layout=widgets.Layout(width="100px")
             )
             for name in OPTIMISERS
         }
@@ -210,16 +185,13 @@ class OptimiserExplorer(widgets.VBox):
         self.last_redraw_s = 0.0
         self._paused = False
 
-        ticks = widgets.HBox(
-            [widgets.Label("optimisers:", layout=widgets.Layout(width="115px")), *self.checks.values()]
-        )
-        sliders = widgets.HBox(
+        controls = widgets.HBox(
             [
                 widgets.VBox([self.surface, self.lr, self.steps, self.momentum]),
-                widgets.VBox([self.beta1, self.beta2, self.alpha]),
+                widgets.VBox([self.beta1, self.beta2, self.alpha, widgets.HBox(list(self.checks.values()))]),
             ]
         )
-        super().__init__([sliders, ticks, self.plot, self.readout])
+        super().__init__([controls, self.plot, self.readout])
         self.add_class("opt-explorer")
         for w in [self.lr, self.momentum, self.beta1, self.beta2, self.alpha, self.steps, *self.checks.values()]:
             w.observe(self._on_change, names="value")
@@ -268,128 +240,112 @@ class OptimiserExplorer(widgets.VBox):
             self.lr.value, self.steps.value = s.lr, s.steps
 
 
-# --- training playground (notebook 04) -------------------------------------------------------------
+# --- notebook 02 --- window explorer: input length, output length and stride on a chronological split ---------
+
+import torch  # noqa: E402, F811
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from helpers.data import split_bounds  # noqa: E402
+
+__all__ += ["window_counts", "window_figure"]
+
+#: Colours of the window explorer: the three chronological parts, and a window's input and target.
+PART_COLOURS = {"train": "C0", "val": "C1", "test": "C2"}
+WINDOW_COLOURS = {"input": "C0", "target": "C3"}
 
 
-def training_figure(history: History, epochs: int, title: str = "") -> Figure:
-    """Train and validation loss per epoch on a log scale, the x axis fixed to 1..epochs (so a live
-    curve grows from left to right)."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    fig = Figure(figsize=(6.0, 2.8), dpi=90, layout="none")
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.17, top=0.88)
-    for values, label, style in [(history.train_loss, "train", "o-"), (history.val_loss, "validation", "s--")]:
-        if values:
-            ax.plot(range(1, len(values) + 1), values, style, markersize=4, label=label)
-    ax.set(xlim=(0.5, epochs + 0.5), xlabel="epoch", ylabel="loss (log scale)", yscale="log", title=title)
-    for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-        axis_formatter(FormatStrFormatter("%.2g"))  # 0.5, not 5 x 10^-1
-    ax.grid(True, alpha=0.3)
-    if history.train_loss:
-        ax.legend(fontsize=8, loc="upper right")
-    return fig
+def _check_positive_ints(**values) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
 
 
-class TrainingPlayground(widgets.VBox):
-    """Train a small model on a slice of data with a chosen learning rate, batch size and optimiser.
+def window_counts(
+    num_steps: int, input_len: int, output_len: int, stride: int = 1, fractions: Sequence[float] = (0.7, 0.1, 0.2)
+) -> dict[str, int]:
+    """How many (input, target) windows each chronological part of a series holds.
 
-    make_model(): returns a fresh model (called after seeding, so every run starts from the same
-    weights); train_set / val_set: Datasets of (x, y); loss_fn(prediction, target) -> mean loss.
-    The "train" button (or `run()`) trains for `epochs` epochs with `helpers.train.fit` and redraws the
-    loss curve and the status line after every epoch. CSS classes: train-playground, train-lr,
-    train-batch, train-optimiser, train-button, train-plot, train-status.
+    The series of `num_steps` steps is cut into consecutive parts by `helpers.data.split_bounds(num_steps,
+    fractions)` and each part is windowed on its own, as `helpers.data.make_splits` does, so no window
+    crosses a boundary: a part of L steps holds (L - input_len - output_len) // stride + 1 windows, or 0
+    when L < input_len + output_len. Returns {"train": ..., "val": ..., "test": ...} for three fractions
+    (or {"part 0": ..., ...} for another number of parts).
     """
+    _check_positive_ints(num_steps=num_steps, input_len=input_len, output_len=output_len, stride=stride)
+    bounds = split_bounds(num_steps, fractions)
+    names = list(PART_COLOURS) if len(bounds) == 3 else [f"part {i}" for i in range(len(bounds))]
+    span = input_len + output_len
+    return {
+        name: max((stop - start - span) // stride + 1, 0) for name, (start, stop) in zip(names, bounds, strict=True)
+    }
 
-    def __init__(
-        self,
-        make_model,
-        train_set: Dataset,
-        val_set: Dataset,
-        loss_fn,
-        epochs: int = 6,
-        seed: int = 0,
-        lr: float = 1e-3,
-        batch_size: int = 32,
-        optimiser: str = "Adam",
-    ):
-        if optimiser not in OPTIMIZER_NAMES:
-            raise ValueError(f"optimiser must be one of {OPTIMIZER_NAMES}, got {optimiser!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-        self.make_model, self.train_set, self.val_set = make_model, train_set, val_set
-        self.loss_fn, self.epochs, self.seed = loss_fn, epochs, seed
-        style, wide = {"description_width": "100px"}, widgets.Layout(width="340px")
-        self.lr = widgets.FloatLogSlider(
-            value=lr,
-            base=10,
-            min=-4,
-            max=0,
-            step=0.1,
-            description="learning rate",
-            readout_format=".4f",
-            continuous_update=False,
-            style=style,
-            layout=wide,
-        )
-        self.batch_size = widgets.Dropdown(
-            options=[8, 16, 32, 64, 128, 256], value=batch_size, description="batch size", style=style, layout=wide
-        )
-        self.optimiser = widgets.Dropdown(
-            options=list(OPTIMIZER_NAMES), value=optimiser, description="optimiser", style=style, layout=wide
-        )
-        self.button = widgets.Button(description="train", button_style="primary", icon="play")
-        self.plot = widgets.Image(
-            format="png",
-            value=figure_png(training_figure(History(), epochs, "press train")),
-            layout=widgets.Layout(width="540px"),  # the PNG's own width: 6 inches at 90 dpi
-        )
-        self.status = widgets.Label("not trained yet")
-        for w, css in [
-            (self.lr, "train-lr"),
-            (self.batch_size, "train-batch"),
-            (self.optimiser, "train-optimiser"),
-            (self.button, "train-button"),
-            (self.plot, "train-plot"),
-            (self.status, "train-status"),
-        ]:
-            w.add_class(css)
-        self.history: History | None = None
-        self.last_run_s = 0.0
-        self.button.on_click(lambda _button: self.run())
-        super().__init__(
-            [
-                widgets.HBox([widgets.VBox([self.lr, self.batch_size, self.optimiser]), self.button]),
-                self.plot,
-                self.status,
-            ]
-        )
-        self.add_class("train-playground")
 
-    def run(self) -> History:
-        """Train a fresh model with the current settings; the plot and status update after each epoch."""
-        t0 = time.perf_counter()
-        settings = f"{self.optimiser.value}, lr {self.lr.value:.4f}, batch {self.batch_size.value}"
-        generator = torch.Generator().manual_seed(self.seed)
-        torch.manual_seed(self.seed)
-        model = self.make_model()
-        train_loader = DataLoader(self.train_set, batch_size=self.batch_size.value, shuffle=True, generator=generator)
-        val_loader = DataLoader(self.val_set, batch_size=256)
-        optimizer = make_optimizer(self.optimiser.value, model.parameters(), self.lr.value)
-        self.button.disabled = True
+def window_figure(
+    series: torch.Tensor,
+    input_len: int,
+    output_len: int,
+    stride: int = 1,
+    fractions: Sequence[float] = (0.7, 0.1, 0.2),
+    *,
+    steps_per_day: int = 72,
+    zoom_steps: int = 72,
+    max_windows: int = 8,
+    ylabel: str = "value",
+) -> Figure:
+    """The windows on a series: where the parts are, and how the first windows tile the start of it.
 
-        def show(epoch: int, history: History) -> None:
-            self.plot.value = figure_png(training_figure(history, self.epochs, settings))
-            self.status.value = (
-                f"epoch {epoch}/{self.epochs}: train loss {history.train_loss[-1]:.4f}, "
-                f"validation loss {history.val_loss[-1]:.4f}"
-            )
+    series: (time,) one node's series, NaN = missing (drawn as a gap).
+    Top panel: the whole series (x in days), the train/val/test parts shaded and labelled with their
+    window counts (`window_counts`). Bottom panels: the first `zoom_steps` steps of the series, and below
+    it the first `max_windows` training windows, one row each: input steps in blue, target steps in red.
+    The zoom widens to show every drawn window. The title states the settings and the counts.
+    Built with matplotlib's object API (no pyplot).
+    """
+    if not isinstance(series, torch.Tensor) or series.ndim != 1:
+        got = tuple(series.shape) if isinstance(series, torch.Tensor) else type(series).__name__
+        raise ValueError(f"series: expected a 1-d (time,) tensor, got {got}")
+    _check_positive_ints(steps_per_day=steps_per_day, zoom_steps=zoom_steps, max_windows=max_windows)
+    counts = window_counts(len(series), input_len, output_len, stride, fractions)
+    bounds = split_bounds(len(series), fractions)
+    values = series.detach().cpu().double().numpy()
 
-        try:
-            self.history = fit(
-                model, train_loader, self.loss_fn, optimizer, self.epochs, val_loader=val_loader, on_epoch_end=show
-            )
-        finally:
-            self.button.disabled = False
-        self.last_run_s = time.perf_counter() - t0
-        return self.history
+    fig = Figure(figsize=(8.0, 5.2), dpi=90, layout="constrained")
+    ax_all, ax_zoom, ax_windows = fig.subplots(3, 1, height_ratios=[1.2, 1, 1.1])
+    days = np.arange(len(values)) / steps_per_day
+    ax_all.plot(days, values, color="0.35", linewidth=0.5)
+    for (name, count), (start, stop), colour in zip(counts.items(), bounds, PART_COLOURS.values(), strict=False):
+        ax_all.axvspan(start / steps_per_day, stop / steps_per_day, color=colour, alpha=0.15, linewidth=0)
+        ax_all.text(
+            (start + stop) / 2 / steps_per_day,
+            0.97,
+            f"{name}\n{count:,} windows",
+            ha="center",
+            va="top",
+            fontsize=8,
+            transform=ax_all.get_xaxis_transform(),
+        )
+    top = np.nanmax(values) if np.isfinite(values).any() else 1.0
+    ax_all.set(xlabel="day", ylabel=ylabel, xlim=(0, len(values) / steps_per_day), ylim=(None, 1.35 * top))
+    parts = ", ".join(f"{name} {count:,}" for name, count in counts.items())
+    ax_all.set_title(f"input {input_len}, output {output_len}, stride {stride}: {parts} windows", fontsize=10)
+
+    shown = min(max_windows, counts[next(iter(counts))])  # the first part's first windows
+    zoom = min(max(zoom_steps, (shown - 1) * stride + input_len + output_len), len(values))
+    steps = np.arange(zoom)
+    ax_zoom.plot(steps, values[:zoom], color="0.35", linewidth=1.0, marker=".", markersize=3)
+    ax_zoom.set(ylabel=ylabel, xlim=(-0.5, zoom - 0.5))
+    ax_zoom.set_title(f"the first {zoom} steps and the first training windows", fontsize=9)
+    ax_zoom.tick_params(labelbottom=False)
+
+    for w in range(shown):
+        start = w * stride
+        ax_windows.barh(w, input_len, left=start - 0.5, height=0.7, color=WINDOW_COLOURS["input"])
+        ax_windows.barh(w, output_len, left=start + input_len - 0.5, height=0.7, color=WINDOW_COLOURS["target"])
+    ax_windows.set(xlim=ax_zoom.get_xlim(), ylim=(max(shown, 1) - 0.4, -0.6), xlabel="step", ylabel="window")
+    ax_windows.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_windows.legend(
+        handles=[Patch(color=c, label=k) for k, c in WINDOW_COLOURS.items()], loc="upper right", fontsize=8, ncols=2
+    )
+    ax_windows.grid(False)
+    return fig
