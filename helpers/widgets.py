@@ -16,9 +16,14 @@ from functools import lru_cache
 
 import ipywidgets as widgets
 import numpy as np
+import PIL.Image
+import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
+from torch.utils.data import DataLoader, Dataset
 
 from helpers.optim import OPTIMISERS, SURFACES, OptimiserPath, get_surface, optimiser_paths, surface_grid
+from helpers.train import OPTIMIZER_NAMES, History, fit, make_optimizer
 
 __all__ = [
     "OPTIMISER_COLOURS",
@@ -27,6 +32,8 @@ __all__ = [
     "explorer_readout",
     "figure_png",
     "OptimiserExplorer",
+    "training_figure",
+    "TrainingPlayground",
 ]
 
 #: One colour per optimiser, the same in every figure.
@@ -66,15 +73,16 @@ def _contour_data(surface_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def explorer_figure(surface: str, paths: Mapping[str, OptimiserPath], title: str | None = None) -> Figure:
     """Two panels: the optimisers' paths on the surface's contour plot, and their loss curves.
 
+    title: an optional headline above both panels.
     surface: a key of SURFACES; paths: the result of `optimiser_paths` on it. The right panel shows
     f(x_t) - f* (the gap to the minimum) on a log scale, so every surface's curves are comparable.
     Built with matplotlib's object API (no pyplot), so nothing is shown unless asked for.
     """
     s = get_surface(surface)
     X, Y, gap, levels = _contour_data(s.name)
-    fig = Figure(figsize=(8.0, 3.3), dpi=90)  # fixed margins: a constrained layout would double the redraw time
+    fig = Figure(figsize=(8.0, 3.3), dpi=90, layout="none")  # fixed margins: constrained layout doubles redraw time
     ax_map, ax_loss = fig.subplots(1, 2, width_ratios=[1.15, 1])
-    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.14, top=0.91, wspace=0.32)
+    fig.subplots_adjust(left=0.085, right=0.985, bottom=0.14, top=0.91, wspace=0.32)
     ax_map.contour(X, Y, gap, levels=levels, colors="0.6", linewidths=0.7)
     ax_map.plot(*s.minimum, marker="*", color="k", markersize=11, linestyle="none")
     ax_map.plot(*s.start, marker="o", color="k", markersize=5, linestyle="none")
@@ -87,7 +95,10 @@ def explorer_figure(surface: str, paths: Mapping[str, OptimiserPath], title: str
         if path.diverged_at is not None:
             ax_loss.plot(path.diverged_at - 1, gap_t[path.diverged_at - 1], "x", color=colour, markersize=9)
     ax_map.set(xlim=s.xlim, ylim=s.ylim, xlabel="x", ylabel="y", title=f"{s.name}: paths from o to *")
-    ax_loss.set(xlabel="step", ylabel="loss - minimum (log)", title=title or "loss gap per step (x: diverged)")
+    ax_loss.set(xlabel="step", ylabel="loss - minimum (log)", title="loss gap per step (x: diverged)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+        fig.subplots_adjust(top=0.82)
     if paths:
         ax_loss.legend(loc="lower left", fontsize=7, framealpha=0.8)
     ax_loss.grid(True, alpha=0.3)
@@ -105,11 +116,22 @@ def explorer_readout(paths: Mapping[str, OptimiserPath]) -> str:
     return "final loss: " + " | ".join(parts) if parts else "final loss: (no optimiser ticked)"
 
 
-def figure_png(fig: Figure, dpi: int = 90) -> bytes:
-    """The figure as PNG bytes (for an `ipywidgets.Image`)."""
+def figure_png(fig: Figure, dpi: int = 90, colors: int | None = 64) -> bytes:
+    """The figure as PNG bytes (for an `ipywidgets.Image`), reduced to `colors` colours (None: keep all).
+
+    A line plot needs few colours; the palette PNG is about a fifth of the full-colour one, which keeps
+    widget updates and the notebooks small.
+    """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    if colors is None:
+        return buffer.getvalue()
+    if isinstance(colors, bool) or not isinstance(colors, int) or not 2 <= colors <= 256:
+        raise ValueError(f"colors must be an int in [2, 256] or None, got {colors!r}")
+    image = PIL.Image.open(buffer).convert("RGB").quantize(colors=colors, method=PIL.Image.Quantize.FASTOCTREE)
+    small = io.BytesIO()
+    image.save(small, format="png")
+    return small.getvalue()
 
 
 class OptimiserExplorer(widgets.VBox):
@@ -125,7 +147,7 @@ class OptimiserExplorer(widgets.VBox):
     def __init__(self, surface: str = "ill-conditioned bowl", optimisers: Sequence[str] = ("SGD", "Momentum", "Adam")):
         s = get_surface(surface)
         explorer_settings(optimisers, lr=s.lr)  # validates the names
-        style, wide = {"description_width": "90px"}, widgets.Layout(width="330px")
+        style, wide = {"description_width": "110px"}, widgets.Layout(width="350px")
 
         def slider(cls, css, description, value, **kw):
             w = cls(value=value, description=description, continuous_update=False, style=style, layout=wide, **kw)
@@ -138,7 +160,10 @@ class OptimiserExplorer(widgets.VBox):
         self.surface.add_class("opt-surface")
         self.checks = {
             name: widgets.Checkbox(
-                value=name in optimisers, description=name, indent=False, layout=widgets.Layout(width="100px")
+                value=name in optimisers,
+                description=name,
+                indent=False,
+                layout=widgets.Layout(width="auto", margin="0 16px 0 0"),
             )
             for name in OPTIMISERS
         }
@@ -185,13 +210,16 @@ class OptimiserExplorer(widgets.VBox):
         self.last_redraw_s = 0.0
         self._paused = False
 
-        controls = widgets.HBox(
+        ticks = widgets.HBox(
+            [widgets.Label("optimisers:", layout=widgets.Layout(width="115px")), *self.checks.values()]
+        )
+        sliders = widgets.HBox(
             [
                 widgets.VBox([self.surface, self.lr, self.steps, self.momentum]),
-                widgets.VBox([self.beta1, self.beta2, self.alpha, widgets.HBox(list(self.checks.values()))]),
+                widgets.VBox([self.beta1, self.beta2, self.alpha]),
             ]
         )
-        super().__init__([controls, self.plot, self.readout])
+        super().__init__([sliders, ticks, self.plot, self.readout])
         self.add_class("opt-explorer")
         for w in [self.lr, self.momentum, self.beta1, self.beta2, self.alpha, self.steps, *self.checks.values()]:
             w.observe(self._on_change, names="value")
@@ -238,6 +266,133 @@ class OptimiserExplorer(widgets.VBox):
         s = get_surface(change["new"])
         with self._hold():
             self.lr.value, self.steps.value = s.lr, s.steps
+
+
+# --- training playground (notebook 04) -------------------------------------------------------------
+
+
+def training_figure(history: History, epochs: int, title: str = "") -> Figure:
+    """Train and validation loss per epoch on a log scale, the x axis fixed to 1..epochs (so a live
+    curve grows from left to right)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    fig = Figure(figsize=(6.0, 2.8), dpi=90, layout="none")
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.17, top=0.88)
+    for values, label, style in [(history.train_loss, "train", "o-"), (history.val_loss, "validation", "s--")]:
+        if values:
+            ax.plot(range(1, len(values) + 1), values, style, markersize=4, label=label)
+    ax.set(xlim=(0.5, epochs + 0.5), xlabel="epoch", ylabel="loss (log scale)", yscale="log", title=title)
+    for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis_formatter(FormatStrFormatter("%.2g"))  # 0.5, not 5 x 10^-1
+    ax.grid(True, alpha=0.3)
+    if history.train_loss:
+        ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+class TrainingPlayground(widgets.VBox):
+    """Train a small model on a slice of data with a chosen learning rate, batch size and optimiser.
+
+    make_model(): returns a fresh model (called after seeding, so every run starts from the same
+    weights); train_set / val_set: Datasets of (x, y); loss_fn(prediction, target) -> mean loss.
+    The "train" button (or `run()`) trains for `epochs` epochs with `helpers.train.fit` and redraws the
+    loss curve and the status line after every epoch. CSS classes: train-playground, train-lr,
+    train-batch, train-optimiser, train-button, train-plot, train-status.
+    """
+
+    def __init__(
+        self,
+        make_model,
+        train_set: Dataset,
+        val_set: Dataset,
+        loss_fn,
+        epochs: int = 6,
+        seed: int = 0,
+        lr: float = 1e-3,
+        batch_size: int = 32,
+        optimiser: str = "Adam",
+    ):
+        if optimiser not in OPTIMIZER_NAMES:
+            raise ValueError(f"optimiser must be one of {OPTIMIZER_NAMES}, got {optimiser!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        self.make_model, self.train_set, self.val_set = make_model, train_set, val_set
+        self.loss_fn, self.epochs, self.seed = loss_fn, epochs, seed
+        style, wide = {"description_width": "100px"}, widgets.Layout(width="340px")
+        self.lr = widgets.FloatLogSlider(
+            value=lr,
+            base=10,
+            min=-4,
+            max=0,
+            step=0.1,
+            description="learning rate",
+            readout_format=".4f",
+            continuous_update=False,
+            style=style,
+            layout=wide,
+        )
+        self.batch_size = widgets.Dropdown(
+            options=[8, 16, 32, 64, 128, 256], value=batch_size, description="batch size", style=style, layout=wide
+        )
+        self.optimiser = widgets.Dropdown(
+            options=list(OPTIMIZER_NAMES), value=optimiser, description="optimiser", style=style, layout=wide
+        )
+        self.button = widgets.Button(description="train", button_style="primary", icon="play")
+        self.plot = widgets.Image(
+            format="png",
+            value=figure_png(training_figure(History(), epochs, "press train")),
+            layout=widgets.Layout(width="540px"),  # the PNG's own width: 6 inches at 90 dpi
+        )
+        self.status = widgets.Label("not trained yet")
+        for w, css in [
+            (self.lr, "train-lr"),
+            (self.batch_size, "train-batch"),
+            (self.optimiser, "train-optimiser"),
+            (self.button, "train-button"),
+            (self.plot, "train-plot"),
+            (self.status, "train-status"),
+        ]:
+            w.add_class(css)
+        self.history: History | None = None
+        self.last_run_s = 0.0
+        self.button.on_click(lambda _button: self.run())
+        super().__init__(
+            [
+                widgets.HBox([widgets.VBox([self.lr, self.batch_size, self.optimiser]), self.button]),
+                self.plot,
+                self.status,
+            ]
+        )
+        self.add_class("train-playground")
+
+    def run(self) -> History:
+        """Train a fresh model with the current settings; the plot and status update after each epoch."""
+        t0 = time.perf_counter()
+        settings = f"{self.optimiser.value}, lr {self.lr.value:.4f}, batch {self.batch_size.value}"
+        generator = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        model = self.make_model()
+        train_loader = DataLoader(self.train_set, batch_size=self.batch_size.value, shuffle=True, generator=generator)
+        val_loader = DataLoader(self.val_set, batch_size=256)
+        optimizer = make_optimizer(self.optimiser.value, model.parameters(), self.lr.value)
+        self.button.disabled = True
+
+        def show(epoch: int, history: History) -> None:
+            self.plot.value = figure_png(training_figure(history, self.epochs, settings))
+            self.status.value = (
+                f"epoch {epoch}/{self.epochs}: train loss {history.train_loss[-1]:.4f}, "
+                f"validation loss {history.val_loss[-1]:.4f}"
+            )
+
+        try:
+            self.history = fit(
+                model, train_loader, self.loss_fn, optimizer, self.epochs, val_loader=val_loader, on_epoch_end=show
+            )
+        finally:
+            self.button.disabled = False
+        self.last_run_s = time.perf_counter() - t0
+        return self.history
 
 
 # --- notebook 02 --- window explorer: input length, output length and stride on a chronological split ---------
