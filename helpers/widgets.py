@@ -397,7 +397,6 @@ class TrainingPlayground(widgets.VBox):
 
 # --- notebook 02 --- window explorer: input length, output length and stride on a chronological split ---------
 
-import torch  # noqa: E402, F811
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
