@@ -1,14 +1,36 @@
-"""helpers.train: the loop equals a hand-written loop, accumulation equals a larger batch, bad input fails."""
+"""helpers.train: the loop equals a hand-written loop, accumulation equals a larger batch, bad input fails;
+early stopping keeps the best weights; a resumed run equals an uninterrupted one; checkpoints are written
+atomically and read with weights_only=True; evaluate reports per-horizon errors in original units; the command
+line trains, writes its files, and turns bad arguments or files into one error line."""
 
 import copy
+import json
+import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers.train import OPTIMIZER_NAMES, History, evaluate, fit, make_optimizer, train_epoch
+from helpers.data import make_splits, sliding_windows
+from helpers.train import (
+    CHECKPOINT_FORMAT,
+    OPTIMIZER_NAMES,
+    Callback,
+    History,
+    evaluate,
+    evaluate_loss,
+    fit,
+    load_checkpoint,
+    main,
+    make_optimizer,
+    masked_loss,
+    save_checkpoint,
+    train_epoch,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -91,7 +113,7 @@ def test_scheduler_steps_once_per_optimiser_step(problem):
 def test_evaluate_is_the_full_batch_loss_in_eval_mode_without_graph(problem):
     model, _, val = problem
     model.append(nn.Dropout(0.5))
-    loss = evaluate(model, DataLoader(val, batch_size=5), F.mse_loss)
+    loss = evaluate_loss(model, DataLoader(val, batch_size=5), F.mse_loss)
     assert not model.training
     with torch.no_grad():
         assert loss == pytest.approx(F.mse_loss(model(val.tensors[0]), val.tensors[1]).item(), rel=1e-6)
@@ -149,3 +171,333 @@ def test_history_defaults_are_independent():
     a, b = History(), History()
     a.train_loss.append(1.0)
     assert b.train_loss == []
+
+
+# --- losses, early stopping, checkpoints and resume -----------------------------------------------
+def test_masked_loss_ignores_missing_targets():
+    pred = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    target = torch.tensor([[1.5, float("nan"), 2.0], [float("nan"), 5.5, 8.0]])
+    observed = ~torch.isnan(target)
+    for kind, reference in [("mse", F.mse_loss), ("mae", F.l1_loss), ("huber", F.huber_loss)]:
+        loss = masked_loss(kind)(pred, target)
+        assert loss.item() == pytest.approx(reference(pred[observed], target[observed]).item())
+    masked_loss("mse")(pred, target).backward()
+    assert pred.grad[~observed].eq(0).all() and pred.grad[observed].ne(0).all()
+    nothing = masked_loss("mse")(pred, torch.full_like(target, float("nan")))
+    assert nothing.item() == 0.0
+    with pytest.raises(ValueError, match="loss kind must be one of"):
+        masked_loss("l3")
+
+
+def noisy_problem(seed=0):
+    """A model with dropout (uses the global RNG) and a shuffled loader with its own generator; the data are
+    always the same, `seed` draws the initial weights and the shuffling."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 5, generator=g)
+    y = x @ torch.randn(5, 2, generator=g) + 0.3 * torch.randn(80, 2, generator=g)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 2))
+    train = DataLoader(TensorDataset(x[:60], y[:60]), batch_size=8, shuffle=True,
+                       generator=torch.Generator().manual_seed(seed + 1))
+    val = DataLoader(TensorDataset(x[60:], y[60:]), batch_size=32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=6 * len(train))
+    return model, train, val, optimizer, scheduler
+
+
+class Crash(Callback):
+    """Raise (like a power cut) at the end of a given epoch, or in the middle of it."""
+
+    def __init__(self, epoch, mid_epoch=False):
+        self.epoch, self.mid_epoch = epoch, mid_epoch
+
+    def on_batch_end(self, state):
+        if self.mid_epoch and state.epoch == self.epoch and state.step % 8 == 3:
+            raise KeyboardInterrupt("crash")
+
+    def on_epoch_end(self, state):
+        if state.epoch == self.epoch:
+            raise KeyboardInterrupt("crash")
+
+
+def same_history(a: History, b: History) -> bool:
+    return (a.train_loss, a.val_loss, a.lr, a.best_epoch, a.stop_reason) == \
+        (b.train_loss, b.val_loss, b.lr, b.best_epoch, b.stop_reason)
+
+
+@pytest.mark.parametrize("mid_epoch", [False, True], ids=["after-epoch-2", "during-epoch-3"])
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path, mid_epoch):
+    model, train, val, optimizer, scheduler = noisy_problem()
+    whole = fit(model, train, F.mse_loss, optimizer, 6, val_loader=val, scheduler=scheduler,
+                checkpoint=tmp_path / "whole.pt", restore_best=False)
+
+    model2, train2, val2, optimizer2, scheduler2 = noisy_problem()
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(model2, train2, F.mse_loss, optimizer2, 6, val_loader=val2, scheduler=scheduler2, checkpoint=path,
+            callbacks=[Crash(3 if mid_epoch else 2, mid_epoch)], restore_best=False)
+    assert load_checkpoint(path)["epoch"] == 2
+    # A fresh process would rebuild everything from scratch, with other random states.
+    model3, train3, val3, optimizer3, scheduler3 = noisy_problem(seed=5)
+    torch.manual_seed(123)
+    resumed = fit(model3, train3, F.mse_loss, optimizer3, 6, val_loader=val3, scheduler=scheduler3,
+                  checkpoint=path, resume_from=path, restore_best=False)
+    assert same_history(resumed, whole) and len(resumed.train_loss) == 6
+    for a, b in zip(model.state_dict().values(), model3.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert optimizer3.param_groups[0]["lr"] == optimizer.param_groups[0]["lr"]
+
+
+def test_resume_needs_the_same_set_up(tmp_path):
+    model, train, val, optimizer, scheduler = noisy_problem()
+    fit(model, train, F.mse_loss, optimizer, 1, scheduler=scheduler, checkpoint=tmp_path / "c.pt")
+    model, train, val, optimizer, _ = noisy_problem()
+    with pytest.raises(ValueError, match="with a scheduler, this run has none"):
+        fit(model, train, F.mse_loss, optimizer, 2, resume_from=tmp_path / "c.pt")
+    with pytest.raises(FileNotFoundError, match="expected a file"):
+        fit(model, train, F.mse_loss, optimizer, 2, resume_from=tmp_path / "missing.pt")
+
+
+def test_early_stopping_keeps_the_best_weights():
+    model, train, val, optimizer, _ = noisy_problem()
+    seen = {}
+    history = fit(model, train, F.mse_loss, make_optimizer("SGD", model.parameters(), 0.3), 30, val_loader=val,
+                  patience=2, on_epoch_end=lambda epoch, h: seen.update({epoch: copy.deepcopy(model.state_dict())}))
+    best = history.best_epoch
+    assert history.val_loss[best - 1] == min(history.val_loss)
+    assert len(history.train_loss) == best + 2 < 30  # stopped two epochs after the best one
+    assert history.stop_reason.startswith(f"early stopping at epoch {best + 2}: no improvement for 2 epochs")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, seen[best][k])  # the best epoch's weights are back
+    assert evaluate_loss(model, val, F.mse_loss) == pytest.approx(history.val_loss[best - 1], rel=1e-6)
+
+
+def test_callbacks_see_every_batch_and_can_stop():
+    class StopAfter(Callback):
+        def __init__(self):
+            self.calls = []
+
+        def on_fit_start(self, state):
+            self.calls.append("start")
+
+        def on_batch_end(self, state):
+            self.calls.append(state.step)
+            if state.step == 10:
+                state.stop_reason = "enough"
+
+        def on_fit_end(self, state):
+            self.calls.append("end")
+
+    model, train, val, optimizer, _ = noisy_problem()
+    cb = StopAfter()
+    history = fit(model, train, F.mse_loss, optimizer, 5, callbacks=[cb])
+    assert cb.calls == ["start", *range(1, 11), "end"]  # 8 batches per epoch: stopped in epoch 2
+    assert len(history.train_loss) == 2 and history.stop_reason == "enough"
+
+
+def test_checkpoint_loads_with_weights_only_and_refuses_code(tmp_path):
+    model, train, val, optimizer, scheduler = noisy_problem()
+    fit(model, train, F.mse_loss, optimizer, 1, scheduler=scheduler, checkpoint=tmp_path / "c.pt",
+        extra={"config": {"blocks": [[8, 4, 8]], "name": "x"}})
+    ckpt = torch.load(tmp_path / "c.pt", weights_only=True)  # plain torch, the strict loader: no error
+    assert ckpt["extra"]["config"]["blocks"] == [[8, 4, 8]] and ckpt["history"]["train_loss"]
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "payload": Crash(1)}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="weights_only=True"):
+        load_checkpoint(tmp_path / "evil.pt")
+    save_checkpoint({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="expected format"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_a_failed_write_leaves_the_old_checkpoint_and_no_temporary_file(tmp_path, monkeypatch):
+    path = save_checkpoint({"format": CHECKPOINT_FORMAT, "epoch": 1}, tmp_path / "c.pt")
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        Path(dst).write_bytes(b"")  # a rename cannot half-happen; make sure we would notice if it were used
+        raise OSError("disk full")
+
+    real_save = torch.save
+
+    def broken_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        raise OSError("disk full")  # after part of the bytes went out
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"format": CHECKPOINT_FORMAT, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"format": CHECKPOINT_FORMAT, "epoch": 2}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+# --- evaluate: per-horizon metrics in original units -------------------------------------------------
+class Shift(nn.Module):
+    """Predicts the last input step plus a constant, for every horizon step: (B, T, N, 1) -> (B, H, N)."""
+
+    def __init__(self, horizon, shift):
+        super().__init__()
+        self.horizon, self.shift = horizon, shift
+
+    def forward(self, x):
+        return x[:, -1:, :, 0].expand(-1, self.horizon, -1) + self.shift
+
+
+def test_evaluate_reports_masked_errors_per_horizon_in_original_units():
+    g = torch.Generator().manual_seed(0)
+    values = 50 + 10 * torch.randn(60, 4, 1, generator=g)
+    values[50, 2, 0] = float("nan")
+    splits = make_splits(values, input_len=4, output_len=2, fractions=(0.5, 0.2, 0.3))
+    test = DataLoader(splits.test, batch_size=5)
+    metrics = evaluate(Shift(2, 0.5), test, splits.scaler)
+    # by hand: the forecast in original units is last value + 0.5 * std
+    std, mean = splits.scaler.std[0], splits.scaler.mean[0]
+    raw = values[splits.bounds[2][0]:, :, 0]
+    x, y = sliding_windows(raw, 4, 2)
+    x = x.nan_to_num(nan=mean.item())  # make_splits fills a missing input with the training mean
+    err = (x[:, -1:] + 0.5 * std - y)
+    ok = ~torch.isnan(err)
+    assert metrics["step"] == [1, 2]
+    for k in range(2):
+        e = err[:, k][ok[:, k]]
+        assert metrics["mae"][k] == pytest.approx(e.abs().mean().item(), rel=1e-4)
+        assert metrics["rmse"][k] == pytest.approx(e.square().mean().sqrt().item(), rel=1e-4)
+    assert metrics["overall"]["rmse"] == pytest.approx(err[ok].square().mean().sqrt().item(), rel=1e-4)
+    assert mean > 0  # (the scaler really shifted the data, so original units differ from scaled ones)
+
+
+# --- the command line --------------------------------------------------------------------------------
+def write_network(folder: Path, steps: int = 160, nodes: int = 4, timestamps: bool = True) -> Path:
+    """A small network of `nodes` on a line, with a daily-looking signal, as series.csv + adjacency.csv."""
+    folder.mkdir(parents=True, exist_ok=True)
+    t = torch.arange(steps, dtype=torch.float32)
+    series = 20 + 5 * torch.sin(2 * torch.pi * t[:, None] / 24 + torch.arange(nodes)) + torch.arange(nodes)
+    header = (["timestamp"] if timestamps else []) + [f"s{i}" for i in range(nodes)]
+    rows = [",".join(header)]
+    for k, row in enumerate(series.tolist()):
+        stamp = [str(np.datetime64("2024-05-01T00:00") + np.timedelta64(60 * k, "m"))] if timestamps else []
+        rows.append(",".join(stamp + [f"{v:.3f}" for v in row]))
+    (folder / "series.csv").write_text("\n".join(rows) + "\n")
+    adj = torch.zeros(nodes, nodes)
+    idx = torch.arange(nodes - 1)
+    adj[idx, idx + 1] = adj[idx + 1, idx] = 1.0
+    (folder / "adjacency.csv").write_text("\n".join(",".join(f"{v:g}" for v in r) for r in adj.tolist()) + "\n")
+    return folder
+
+
+def run_cli(argv, capsys):
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse exits on a bad argument
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+SMALL_STGCN = ["--channels", "4,2,4", "--blocks", "1", "--kt", "2", "--input-len", "6", "--horizon", "2",
+               "--batch-size", "16", "--threads", "1"]
+
+
+def test_cli_trains_and_writes_checkpoint_metrics_and_plot(tmp_path, capsys):
+    data = write_network(tmp_path / "net")
+    out = tmp_path / "run"
+    status, stdout, err = run_cli(["--data", data, "--epochs", "2", "--out", out, "--json", *SMALL_STGCN], capsys)
+    assert status == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["model"] == "stgcn" and result["epochs_run"] == 2 and result["metrics"]["step"] == [1, 2]
+    assert "step  minutes" in stdout and "\n   2      120 " in stdout  # the per-horizon table, 60-minute steps
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.json", "predictions.png"]
+    assert json.loads((out / "metrics.json").read_text()) == result
+    assert (out / "predictions.png").read_bytes()[:4] == b"\x89PNG"
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["epoch"] == 2 and ckpt["extra"]["model"] == "stgcn"
+    # --resume with more epochs continues the same run
+    status, stdout, err = run_cli(["--data", data, "--epochs", "3", "--out", out, "--json", "--resume",
+                                   *SMALL_STGCN], capsys)
+    assert status == 0, err
+    assert json.loads(stdout.strip().splitlines()[-1])["epochs_run"] == 3
+
+
+@pytest.mark.parametrize("model", ["lstm", "persistence", "ha"])
+def test_cli_other_models(tmp_path, capsys, model):
+    data = write_network(tmp_path / "net")
+    status, stdout, err = run_cli(["--data", data, "--model", model, "--epochs", "1", "--out", tmp_path / "o",
+                                   "--json", "--hidden", "8", "--input-len", "6", "--horizon", "2",
+                                   "--threads", "1"], capsys)
+    assert status == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["model"] == model and len(result["metrics"]["mae"]) == 2
+    assert (result["parameters"] > 0) == (model == "lstm")
+
+
+def test_cli_persistence_on_los_loop_matches_the_published_figure(shared_dir, tmp_path, capsys):
+    """The README of the data quotes persistence at 6.42 / 3.56 (RMSE / MAE) on the 3rd step, 70/10/20 split."""
+    status, stdout, err = run_cli(["--data", "los-loop", "--data-root", shared_dir / "data" / "los-loop",
+                                   "--model", "persistence", "--horizon", "3", "--out", tmp_path / "o", "--json"],
+                                  capsys)
+    assert status == 0, err
+    metrics = json.loads(stdout.strip().splitlines()[-1])["metrics"]
+    assert metrics["rmse"][2] == pytest.approx(6.42, abs=0.005) and metrics["mae"][2] == pytest.approx(3.56, abs=0.005)
+
+
+def corrupt_los_loop(folder: Path) -> Path:
+    """Los-loop files with the wrong bytes: refused by their checksum (and nothing is downloaded)."""
+    folder.mkdir()
+    for name in ("los_speed.csv", "los_adj.csv"):
+        (folder / name).write_text("1,2\n3,4\n")
+    return folder
+
+
+def bad_series(folder: Path) -> Path:
+    write_network(folder)
+    text = (folder / "series.csv").read_text().splitlines()
+    text[5] = text[5].rsplit(",", 1)[0] + ",fast"
+    (folder / "series.csv").write_text("\n".join(text) + "\n")
+    return folder
+
+
+def wrong_adjacency(folder: Path) -> Path:
+    write_network(folder)
+    (folder / "adjacency.csv").write_text("0,1\n1,0\n")
+    return folder
+
+
+@pytest.mark.parametrize("make_argv, words", [
+    (lambda d, tmp: ["--out", tmp / "o"], ["--data"]),
+    (lambda d, tmp: ["--data", tmp / "nowhere", "--out", tmp / "o"], ["--data", "no such folder"]),
+    (lambda d, tmp: ["--data", d, "--out", tmp / "o", "--epochs", "0"], ["--epochs", "positive int", "'0'"]),
+    (lambda d, tmp: ["--data", d, "--out", tmp / "o", "--model", "gru"], ["--model", "'gru'"]),
+    (lambda d, tmp: ["--data", d, "--out", tmp / "o", "--split", "0.5,0.5"], ["three positive fractions"]),
+    (lambda d, tmp: ["--data", d, "--out", tmp / "o", "--input-len", "500"], ["input_len + output_len"]),
+    (lambda d, tmp: ["--data", d, "--out", tmp / "o", "--input-len", "4", "--kt", "3"], ["input_len=4 is too short"]),
+    (lambda d, tmp: ["--data", d, "--out", tmp / "o", "--resume"], ["--resume", "checkpoint.pt"]),
+    (lambda d, tmp: ["--data", d, "--out", d / "series.csv"], ["--out", "expected a folder"]),
+    (lambda d, tmp: ["--data", bad_series(tmp / "bad"), "--out", tmp / "o"], ["series.csv", "row 6", "'fast'"]),
+    (lambda d, tmp: ["--data", wrong_adjacency(tmp / "bad"), "--out", tmp / "o"], ["adjacency.csv", "4 x 4"]),
+    (lambda d, tmp: ["--data", write_network(tmp / "bare", timestamps=False), "--out", tmp / "o"],
+     ["interval_minutes"]),
+    (lambda d, tmp: ["--data", "los-loop", "--data-root", corrupt_los_loop(tmp / "los"), "--out", tmp / "o"],
+     ["los_speed.csv", "SHA-256", "root="]),
+])
+def test_cli_bad_arguments_and_files_give_one_error_line_and_write_nothing(tmp_path, capsys, make_argv, words):
+    data = write_network(tmp_path / "net")
+    argv = make_argv(data, tmp_path)
+    status, stdout, err = run_cli(argv, capsys)
+    assert status == 2 and stdout == ""
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    for word in words:
+        assert word in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_cuda_is_refused_clearly_without_a_gpu(tmp_path, capsys):
+    if torch.cuda.is_available():  # with a GPU the same call must work
+        return
+    status, _, err = run_cli(["--data", write_network(tmp_path / "n"), "--out", tmp_path / "o", "--device", "cuda"],
+                             capsys)
+    assert status == 2 and "no CUDA GPU" in err and err.count("\n") == 1
