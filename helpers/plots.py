@@ -68,3 +68,47 @@ def plot_network(
     for spine in ax.spines.values():
         spine.set_visible(False)
     return ax
+
+
+# --- forecasts (notebook 07, helpers.train) ------------------------------------------------------------
+def plot_forecast(
+    truth,
+    forecasts: dict,
+    times=None,
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    ylabel: str = "",
+) -> Axes:
+    """Draw a series against one or more forecasts of it: truth in black, each forecast in colour.
+
+    truth: (steps,) numbers; forecasts: {label: (steps,) numbers} (NaN leaves a gap); times: (steps,)
+    datetime64 (or numbers) for the x axis, default 0 .. steps - 1.
+    """
+    y = np.asarray(truth.detach().cpu() if isinstance(truth, torch.Tensor) else truth, dtype=float)
+    if y.ndim != 1:
+        raise ValueError(f"truth: expected a 1-d series, got shape {y.shape}")
+    x = np.arange(len(y)) if times is None else np.asarray(times)
+    if x.shape != y.shape:
+        raise ValueError(f"times: expected shape {y.shape} like truth, got {x.shape}")
+    series = {"truth": y}
+    for label, f in forecasts.items():
+        f = np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f, dtype=float)
+        if f.shape != y.shape:
+            raise ValueError(f"forecast {label!r}: expected shape {y.shape} like truth, got {f.shape}")
+        series[label] = f
+    if len(x) > 2:  # break the lines where time jumps (e.g. overnight, outside service hours)
+        steps = np.diff(x)
+        breaks = np.flatnonzero(steps > np.median(steps)) + 1
+        x = np.insert(x, breaks, x[breaks - 1])
+        series = {label: np.insert(v, breaks, np.nan) for label, v in series.items()}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.0, 3.0))
+    for label, v in series.items():
+        style = {"color": "black", "lw": 1.2} if label == "truth" else {"lw": 1.0, "alpha": 0.85}
+        ax.plot(x, v, label=label, **style)
+    ax.set(ylabel=ylabel, xlabel="time" if times is not None else "step", title=title)
+    ax.legend(fontsize=8, loc="best")
+    if times is not None and np.issubdtype(x.dtype, np.datetime64):
+        ax.figure.autofmt_xdate()
+    return ax
