@@ -362,7 +362,7 @@ class GCNStack(nn.Module):
     norm and ReLU before the head, as in DeeperGCN.
     forward(x, operator): x (..., N, in_channels), operator (N, N) -> (..., N, out_channels).
     embed(x, operator) returns the node embeddings the head sees, (..., N, hidden) (wider for "dense"):
-    the thing to measure over-smoothing on.
+    the thing to measure over-smoothing on; layer_outputs(x, operator) the features after every layer.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int,
@@ -394,10 +394,15 @@ class GCNStack(nn.Module):
             if module is not None:
                 module.reset_parameters()
 
-    def embed(self, x: Tensor, operator: Tensor) -> Tensor:
-        h = self.encoder(x)
+    def layer_outputs(self, x: Tensor, operator: Tensor) -> list[Tensor]:
+        """The node features after the encoder and after each block: num_layers + 1 tensors (..., N, width)."""
+        outputs = [self.encoder(x)]
         for block in self.blocks:
-            h = block(h, operator)
+            outputs.append(block(outputs[-1], operator))
+        return outputs
+
+    def embed(self, x: Tensor, operator: Tensor) -> Tensor:
+        h = self.layer_outputs(x, operator)[-1]
         if self.block == "res+":  # the last block ends with a conv: normalise and activate its output
             h = torch.relu(self.final_norm(h) if self.final_norm is not None else h)
         return h

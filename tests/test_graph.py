@@ -283,6 +283,9 @@ def test_gcn_stack_shapes_and_embeddings():
         assert model.embed(x, normalized_adjacency(adj)).shape == (2, 5, 9, width)
         assert model.embedding_channels == width
     assert GCNStack(3, 6, 2, num_layers=0)(x, normalized_adjacency(adj)).shape == (2, 5, 9, 2)
+    plain = GCNStack(3, 6, 2, num_layers=3, block="plain")
+    outputs = plain.layer_outputs(x, normalized_adjacency(adj))
+    assert len(outputs) == 4 and torch.equal(outputs[-1], plain.embed(x, normalized_adjacency(adj)))
 
 
 # --- smoothness statistics -------------------------------------------------------------------------
