@@ -10,6 +10,7 @@
   `Dataset` around them), `split_bounds` / `make_splits` (chronological train/val/test parts with
   no window crossing a boundary) and `StandardScaler` (z-score fitted on the training part only).
 - Calendar helpers for baselines: `time_of_day_index`, `day_type`, `historical_average`.
+- Reshaping a dataset: `select_nodes` (a sub-network, e.g. one station) and `add_time_of_day` (clock channels).
 - Command line: `python -m helpers.data make-metro data/metro [--check]` (what `make data` runs).
 
 Conventions shared by every dataset here:
@@ -1196,6 +1197,58 @@ def historical_average(ds: GraphTimeSeries, fit_stop: int, channel: int = 0) -> 
     node_mean = torch.nanmean(y, dim=0).expand_as(sums)
     average = torch.where(counts > 0, sums / counts.clamp(min=1), node_mean)
     return average[key].float()
+
+
+def select_nodes(ds: GraphTimeSeries, nodes: Sequence[int | str]) -> GraphTimeSeries:
+    """The sub-network of the given nodes (indices or names, in that order): values, adjacency block,
+    names, coordinates, timestamps and channels. Of `meta` only "holidays" is kept (node indices in the
+    other entries would no longer be valid) and "name" says which nodes were taken.
+    """
+    nodes = list(nodes)
+    if not nodes:
+        raise ValueError("nodes: expected at least one node index or name, got none")
+    index = []
+    for node in nodes:
+        if isinstance(node, str):
+            if node not in ds.node_names:
+                raise ValueError(f"nodes: expected names of this dataset's nodes, got unknown name {node!r}")
+            index.append(ds.node_names.index(node))
+        elif isinstance(node, int) and not isinstance(node, bool) and 0 <= node < ds.num_nodes:
+            index.append(node)
+        else:
+            raise ValueError(f"nodes: expected indices in [0, {ds.num_nodes}) or names, got {node!r}")
+    if len(set(index)) != len(index):
+        raise ValueError(f"nodes: expected each node once, got {nodes}")
+    idx = torch.tensor(index)
+    names = [ds.node_names[i] for i in index]
+    meta = {"name": f"{ds.meta.get('name', 'network')}: {', '.join(names[:3])}{'...' if len(names) > 3 else ''}"}
+    if "holidays" in ds.meta:
+        meta["holidays"] = list(ds.meta["holidays"])
+    return GraphTimeSeries(
+        values=ds.values[:, idx],
+        adjacency=ds.adjacency[idx][:, idx],
+        interval_minutes=ds.interval_minutes,
+        node_names=names,
+        coords=None if ds.coords is None else ds.coords[idx],
+        timestamps=ds.timestamps,
+        channel_names=ds.channel_names,
+        meta=meta,
+    )
+
+
+def add_time_of_day(ds: GraphTimeSeries) -> GraphTimeSeries:
+    """The dataset with two more channels, "time_sin" and "time_cos": sin and cos of 2 pi (minutes since
+    midnight) / 1440, the same at every node. A model reading them knows the time of day (23:45 is close to
+    00:00 on that circle). Needs timestamps.
+    """
+    if ds.timestamps is None:
+        raise ValueError("add_time_of_day: expected a dataset with timestamps, got timestamps=None")
+    minutes = time_of_day_index(ds.timestamps, 1).double()
+    angle = 2 * math.pi * minutes / 1440
+    clock = torch.stack([angle.sin(), angle.cos()], dim=-1).float()  # (time, 2)
+    values = torch.cat([ds.values, clock[:, None, :].expand(-1, ds.num_nodes, -1)], dim=-1)
+    return GraphTimeSeries(values, ds.adjacency, ds.interval_minutes, ds.node_names, ds.coords, ds.timestamps,
+                           [*ds.channel_names, "time_sin", "time_cos"], dict(ds.meta))
 
 
 # ----------------------------------------------------------------------------------------------
