@@ -57,6 +57,9 @@ __all__ = [
     "predict",
     "evaluate",
     "main",
+    "StopOnNonFiniteLoss",
+    "warmup_cosine_factor",
+    "warmup_cosine",
 ]
 
 #: Names accepted by `make_optimizer`.
@@ -234,6 +237,55 @@ class TrainState:
     best_value: float = math.inf
     bad_epochs: int = 0
     stop_reason: str | None = None
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stop training the first time a batch's loss is NaN or infinite, and say where and what to try.
+
+    The message goes to `state.stop_reason` (so `History.stop_reason`) and, with verbose=True, is printed.
+    Without it a diverged run keeps "training" on NaN weights until its last epoch.
+    """
+
+    def __init__(self, verbose: bool = True):
+        self.verbose = verbose
+
+    def on_batch_end(self, state: TrainState) -> None:
+        if math.isfinite(state.batch_loss) or state.stop_reason is not None:
+            return
+        state.stop_reason = (f"stopped: the loss is {state.batch_loss} at epoch {state.epoch}, step {state.step} "
+                             f"(learning rate {state.optimizer.param_groups[0]['lr']:.4g}); lower the learning "
+                             f"rate, add warmup, or clip the gradients")
+        if self.verbose:
+            print(state.stop_reason)
+
+
+def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_factor: float = 0.0) -> float:
+    """The learning-rate factor at optimiser step `step` (from 0): linear warmup, then cosine decay.
+
+    (step + 1) / warmup_steps for the first `warmup_steps` steps, then from 1 down to `min_factor` along
+    half a cosine, reaching it at `total_steps` and staying there.
+    """
+    for name, value in (("step", step), ("warmup_steps", warmup_steps), ("total_steps", total_steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    if total_steps <= warmup_steps:
+        raise ValueError(f"total_steps must exceed warmup_steps = {warmup_steps}, got {total_steps}")
+    if not 0.0 <= min_factor <= 1.0:
+        raise ValueError(f"min_factor must be in [0, 1], got {min_factor!r}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
+                  min_factor: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """A scheduler for `fit` (stepped once per optimiser step): `warmup_cosine_factor` times each base lr."""
+    from functools import partial
+
+    warmup_cosine_factor(0, warmup_steps, total_steps, min_factor)  # check the arguments now
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine_factor, warmup_steps=warmup_steps,
+                                                                total_steps=total_steps, min_factor=min_factor))
 
 
 @dataclass
