@@ -7,10 +7,15 @@ Shapes: a window of past readings is `(batch, time, features)` for one station o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
-__all__ = ["LSTMCellFromScratch", "unroll", "LSTMForecaster", "gradient_norms_through_time"]
+__all__ = ["LSTMCellFromScratch", "unroll", "LSTMForecaster", "LSTMRun", "fit_lstm_forecaster",
+           "gradient_norms_through_time"]
 
 
 def _check_positive_int(name: str, value: int) -> None:
@@ -140,6 +145,40 @@ class LSTMForecaster(nn.Module):
             return self.forward(seqs).reshape(batch, nodes, self.horizon).transpose(1, 2)
         _, (h, _) = self.lstm(x)  # h: (num_layers, batch, hidden)
         return self.head(h[-1])  # (batch, horizon)
+
+
+@dataclass
+class LSTMRun:
+    """What `fit_lstm_forecaster` returns: the trained model, the data splits it used, its loss history."""
+
+    model: LSTMForecaster
+    splits: object  # helpers.data.Splits
+    history: object  # helpers.train.History
+
+
+def fit_lstm_forecaster(ds, input_len: int = 12, horizon: int = 4, hidden_size: int = 32, lr: float = 5e-3,
+                        epochs: int = 8, batch_size: int = 64, seed: int = 0,
+                        on_epoch_end: Callable | None = None) -> LSTMRun:
+    """Train an `LSTMForecaster` on a `GraphTimeSeries` (one station or a network) with notebook 05's recipe.
+
+    Windows of `input_len` steps of every channel predict the next `horizon` steps of channel 0
+    (`helpers.data.make_splits`: chronological 70/10/20 parts, z-scored with training statistics, missing
+    inputs filled with the training mean). Adam, masked MSE, `epochs` epochs; the weights of the epoch
+    with the lowest validation loss are kept. Seeds torch with `seed` before building the model.
+    """
+    from helpers.data import make_splits
+    from helpers.train import fit, masked_loss
+
+    splits = make_splits(ds, input_len=input_len, output_len=horizon)
+    torch.manual_seed(seed)
+    model = LSTMForecaster(in_features=ds.num_channels, hidden_size=hidden_size, horizon=horizon)
+    train_loader = DataLoader(splits.train, batch_size=batch_size, shuffle=True,
+                              generator=torch.Generator().manual_seed(seed))
+    val_loader = DataLoader(splits.val, batch_size=512)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = fit(model, train_loader, masked_loss("mse"), optimizer, epochs, val_loader=val_loader,
+                  on_epoch_end=on_epoch_end)
+    return LSTMRun(model, splits, history)
 
 
 def gradient_norms_through_time(model: nn.RNN | nn.LSTM | nn.GRU, seq_len: int, batch_size: int = 64,
