@@ -456,28 +456,24 @@ def optimiser_paths(
     steppers = [(OPTIMISERS[name], dict(hyper[name])) for name in names]
     states: list[dict] = [{} for _ in names]
     xy = torch.tensor([start] * len(names), dtype=torch.float64)  # (k, 2)
-    points = torch.full((steps + 1, len(names), 2), math.nan, dtype=torch.float64)
-    losses = torch.full((steps + 1, len(names)), math.nan, dtype=torch.float64)
-    alive = torch.ones(len(names), dtype=torch.bool)
-    diverged_at: list[int | None] = [None] * len(names)
-    for t in range(steps + 1):
+    points = torch.empty((steps + 1, len(names), 2), dtype=torch.float64)
+    losses = torch.empty((steps + 1, len(names)), dtype=torch.float64)
+    for t in range(steps + 1):  # a diverging path keeps going (to inf or NaN); it is cut below
         xy = xy.detach().requires_grad_(True)
         loss = s(xy)  # (k,)
         (grad,) = torch.autograd.grad(loss.sum(), xy)  # rows are independent: row i gets df/dxy_i
-        xy, loss = xy.detach(), loss.detach()
-        ok = torch.isfinite(loss) & (xy.abs() <= _ESCAPE).all(dim=1)
-        for i in torch.nonzero(alive & ~ok).flatten().tolist():
-            diverged_at[i] = t
-        alive &= ok
-        if not alive.any():
-            break
-        points[t, alive], losses[t, alive] = xy[alive], loss[alive]
-        if t == steps:
-            break
-        xy = torch.stack(
-            [
-                step(xy[i], grad[i], state, **kwargs) if alive[i] else xy[i]
-                for i, ((step, kwargs), state) in enumerate(zip(steppers, states, strict=True))
-            ]
-        )
+        points[t], losses[t] = xy.detach(), loss.detach()
+        if t < steps:
+            xy = torch.stack(
+                [
+                    step(xy[i].detach(), grad[i], state, **kwargs)
+                    for i, ((step, kwargs), state) in enumerate(zip(steppers, states, strict=True))
+                ]
+            )
+    # A path diverges at its first point with a non-finite loss or a coordinate beyond _ESCAPE; cut it there.
+    bad = ~torch.isfinite(losses) | ~(points.abs() <= _ESCAPE).all(dim=-1)  # (steps + 1, k)
+    first_bad = torch.where(bad.any(dim=0), bad.int().argmax(dim=0), steps + 1)  # (k,)
+    after = torch.arange(steps + 1)[:, None] >= first_bad[None, :]  # (steps + 1, k)
+    points[after], losses[after] = math.nan, math.nan
+    diverged_at = [None if int(i) > steps else int(i) for i in first_bad]
     return {name: OptimiserPath(name, points[:, i], losses[:, i], diverged_at[i]) for i, name in enumerate(names)}
