@@ -1,13 +1,12 @@
-"""helpers.node_task (notebook 06's next-step task) and helpers.profiling, on small inputs."""
+"""helpers.node_task: notebook 06's next-step task, its models and the depth sweep, on small inputs."""
 
 import numpy as np
 import pytest
 import torch
 
 from helpers.data import GraphTimeSeries, historical_average, load_metro
-from helpers.graph import GCNStack, normalized_adjacency
+from helpers.graph import normalized_adjacency
 from helpers.node_task import depth_sweep, forecast_mae, next_step_task, node_model
-from helpers.profiling import saved_tensor_bytes, time_call
 
 
 @pytest.fixture(scope="module")
@@ -84,31 +83,3 @@ def test_depth_sweep_records_and_refusals(metro):
         depth_sweep(small, [1], ["skip"])
     with pytest.raises(ValueError, match=r"depths must be a non-empty list of positive ints, got \[0\]"):
         depth_sweep(small, [0])
-
-
-def test_saved_tensor_bytes_counts_each_storage_once():
-    w = torch.randn(100, 100, requires_grad=True)
-    x = torch.randn(8, 100)
-    # y = x @ w saves x (for w's gradient); tanh saves its output; x is used twice but stored once
-    _, counted = saved_tensor_bytes(lambda: torch.tanh(x @ w) + torch.tanh(x @ w))
-    assert counted == x.nbytes + 2 * 8 * 100 * 4
-    _, nothing = saved_tensor_bytes(lambda: x @ x.T)  # no gradient needed: nothing saved
-    assert nothing == 0
-
-
-def test_saved_tensor_bytes_sees_what_checkpointing_saves():
-    op = normalized_adjacency(torch.ones(6, 6) - torch.eye(6))
-    x = torch.randn(4, 6, 8)
-    sizes = {}
-    for ckpt in (False, True):
-        torch.manual_seed(0)
-        stack = GCNStack(8, 8, 1, num_layers=6, block="res+", ckpt_grad=ckpt)
-        out, sizes[ckpt] = saved_tensor_bytes(lambda stack=stack: stack(x, op))
-        out.sum().backward()
-    assert sizes[True] < 0.6 * sizes[False]
-
-
-def test_time_call_returns_the_best_time():
-    assert time_call(lambda: sum(range(1000)), repeats=2) > 0
-    with pytest.raises(ValueError, match="repeats must be a positive int, got 0"):
-        time_call(lambda: None, repeats=0)
