@@ -317,13 +317,47 @@ class Runtime:
         return t.item() / self.world_size
 
     def train_loader(self, dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
-        """A shuffling loader with its own seeded generator (reproducible, and saved in checkpoints)."""
+        """A shuffling loader with its own seeded generator (reproducible, and saved in checkpoints); with
+        several processes, this process's share of each epoch (`helpers.distributed.distributed_loader`)."""
+        if self.world_size > 1:
+            from helpers.distributed import distributed_loader
+
+            return distributed_loader(dataset, batch_size, self, seed)
         return DataLoader(dataset, batch_size=batch_size, shuffle=True,
                           generator=torch.Generator().manual_seed(seed))
 
+    def value_from_main(self, compute: Callable[[], float]) -> float:
+        """compute() run by the main process only (e.g. a validation pass); every process gets its value."""
+        if self.world_size == 1:
+            return compute()
+        import torch.distributed as dist
 
-def setup_runtime(device: str | torch.device = "auto") -> Runtime:
-    """The `Runtime` of this process: device "auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
+        t = torch.tensor([compute() if self.is_main else 0.0], dtype=torch.float64, device=self.device)
+        dist.broadcast(t, src=0)
+        return t.item()
+
+    def wrap(self, model: nn.Module, seed: int | None = None) -> nn.Module:
+        """The model to train: itself for one process, else DistributedDataParallel (`helpers.distributed`)."""
+        if self.world_size == 1:
+            return model
+        from helpers.distributed import wrap_model
+
+        return wrap_model(model, self, seed)
+
+
+def setup_runtime(device: str | torch.device = "auto", backend: str = "auto") -> Runtime:
+    """The `Runtime` of this process: device "auto" (CUDA when available, else CPU), "cpu" or "cuda".
+
+    Started by torchrun with WORLD_SIZE > 1, the process joins the job (`helpers.distributed.init_distributed`:
+    backend "auto", "gloo" or "nccl") and trains on its own device as one rank of the world.
+    """
+    from helpers.distributed import init_distributed, launch_info
+
+    info = launch_info()
+    if info is not None and info.world_size > 1:
+        return init_distributed(str(device), backend)
+    if backend not in ("auto", "gloo", "nccl"):
+        raise ValueError(f"backend must be 'auto', 'gloo' or 'nccl', got {backend!r}")
     if isinstance(device, torch.device):
         return Runtime(device)
     if device not in ("auto", "cpu", "cuda"):
@@ -418,8 +452,9 @@ def fit(
                                  device=device, on_step=after_step)
         history.train_loss.append(runtime.mean_over_processes(train_loss))
         if val_loader is not None:
-            history.val_loss.append(runtime.mean_over_processes(evaluate_loss(model, val_loader, loss_fn,
-                                                                              device=device)))
+            history.val_loss.append(runtime.value_from_main(  # on the main process, without DDP's wrapper
+                lambda: evaluate_loss(getattr(model, "module", model) if runtime.world_size > 1 else model,
+                                      val_loader, loss_fn, device=device)))
         history.seconds.append(time.perf_counter() - t0)
         history.lr.append(optimizer.param_groups[0]["lr"])
 
@@ -666,6 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="folder for checkpoint.pt, metrics.json and predictions.png")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
+                   help="under torchrun: how processes exchange gradients (auto: nccl on GPUs, gloo on CPUs)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     p.add_argument("--split", type=_fractions, default=(0.7, 0.1, 0.2), help="train,val,test fractions")
@@ -805,6 +842,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     else:
         model = build_model(args, ds)
+        trained = runtime.wrap(model, args.seed)  # DDP with several processes, seeds per rank
         train_loader = runtime.train_loader(splits.train, args.batch_size, generator_seed)
         val_loader = DataLoader(splits.val, batch_size=256)
         test_loader = DataLoader(splits.test, batch_size=256)
@@ -813,7 +851,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         extra = {"model": args.model, "args": {k: (list(v) if isinstance(v, tuple) else v)
                                                 for k, v in vars(args).items()}}
-        history = fit(model, train_loader, masked_loss(args.loss), optimizer, args.epochs, val_loader=val_loader,
+        history = fit(trained, train_loader, masked_loss(args.loss), optimizer, args.epochs, val_loader=val_loader,
                       scheduler=scheduler, patience=args.patience, progress=runtime.is_main and not args.json,
                       checkpoint=out / "checkpoint.pt", resume_from=out / "checkpoint.pt" if args.resume else None,
                       extra=extra, runtime=runtime)
@@ -840,7 +878,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
-        runtime = setup_runtime(args.device)
+        runtime = setup_runtime(args.device, args.backend)
         result = run(args, runtime)
     except (ValueError, OSError) as exc:  # OSError: missing or unreadable files, failed downloads
         print(f"error: {exc}", file=sys.stderr)
@@ -853,8 +891,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"to {result['out']}")
         if args.json:
             print(json.dumps(result))
+    if runtime.world_size > 1:
+        from helpers.distributed import shutdown
+
+        shutdown()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from torch.distributed.elastic.multiprocessing.errors import record  # under torchrun: a rank's traceback
+
+    sys.exit(record(main)())
