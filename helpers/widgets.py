@@ -513,3 +513,171 @@ def window_figure(
     )
     ax_windows.grid(False)
     return fig
+
+
+# --- notebook 05 --- LSTM playground: hidden size, sequence length and learning rate of a short training run ---
+
+from helpers.models import LSTMRun, fit_lstm_forecaster  # noqa: E402
+from helpers.train import evaluate  # noqa: E402
+
+__all__ += ["LSTMPlayground"]
+
+
+class LSTMPlayground(widgets.VBox):
+    """Train `helpers.models.fit_lstm_forecaster` on one station with a chosen hidden size, input length
+    (the sequence the LSTM reads) and learning rate, for `epochs` epochs, with live loss curves.
+
+    station: a one-station `GraphTimeSeries` (e.g. `add_time_of_day(select_nodes(ds, ["Fernhill"]))`).
+    The "train" button (or `run()`) trains from `seed`, redraws `training_figure` after every epoch and
+    ends with the test MAE per horizon step in passengers. CSS classes: lstm-playground, lstm-hidden,
+    lstm-input-len, lstm-lr, lstm-button, lstm-plot, lstm-status.
+    """
+
+    def __init__(self, station, epochs: int = 4, hidden_size: int = 32, input_len: int = 12, lr: float = 5e-3,
+                 horizon: int = 4, seed: int = 0):
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        self.station, self.epochs, self.horizon, self.seed = station, epochs, horizon, seed
+        style, wide = {"description_width": "110px"}, widgets.Layout(width="360px")
+        self.hidden = widgets.Dropdown(options=[4, 8, 16, 32, 64, 128], value=hidden_size, description="hidden size",
+                                       style=style, layout=wide)
+        self.input_len = widgets.IntSlider(value=input_len, min=2, max=48, step=2, description="sequence length",
+                                           continuous_update=False, style=style, layout=wide)
+        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=-0.5, step=0.1, description="learning rate",
+                                         readout_format=".4f", continuous_update=False, style=style, layout=wide)
+        self.button = widgets.Button(description="train", button_style="primary", icon="play")
+        self.plot = widgets.Image(format="png", value=figure_png(training_figure(History(), epochs, "press train")),
+                                  layout=widgets.Layout(width="540px"))
+        self.status = widgets.Label("not trained yet")
+        for w, css in [(self.hidden, "lstm-hidden"), (self.input_len, "lstm-input-len"), (self.lr, "lstm-lr"),
+                       (self.button, "lstm-button"), (self.plot, "lstm-plot"), (self.status, "lstm-status")]:
+            w.add_class(css)
+        self.result: LSTMRun | None = None
+        self.test_mae: list[float] = []
+        self.last_run_s = 0.0
+        self.button.on_click(lambda _button: self.run())
+        super().__init__([widgets.HBox([widgets.VBox([self.hidden, self.input_len, self.lr]), self.button]),
+                          self.plot, self.status])
+        self.add_class("lstm-playground")
+
+    def run(self) -> LSTMRun:
+        """Train with the current settings; the plot updates after each epoch, the status at the end."""
+        t0 = time.perf_counter()
+        settings = f"hidden {self.hidden.value}, sequence {self.input_len.value}, lr {self.lr.value:.4f}"
+
+        def show(epoch: int, history: History) -> None:
+            self.plot.value = figure_png(training_figure(history, self.epochs, settings))
+            self.status.value = f"epoch {epoch}/{self.epochs}: validation loss {history.val_loss[-1]:.4f}"
+
+        self.button.disabled = True
+        try:
+            self.result = fit_lstm_forecaster(self.station, input_len=self.input_len.value, horizon=self.horizon,
+                                              hidden_size=self.hidden.value, lr=self.lr.value, epochs=self.epochs,
+                                              seed=self.seed, on_epoch_end=show)
+        finally:
+            self.button.disabled = False
+        splits = self.result.splits
+        self.test_mae = evaluate(self.result.model, DataLoader(splits.test, batch_size=512), splits.scaler)["mae"]
+        steps = ", ".join(f"{v:.1f}" for v in self.test_mae)
+        self.status.value = f"test MAE per step (passengers per {self.station.interval_minutes} min): {steps}"
+        self.last_run_s = time.perf_counter() - t0
+        return self.result
+
+
+# --- notebook 06 --- depth explorer: accuracy and over-smoothing of deep GCNs against depth ---------------------
+
+from helpers.graph import BLOCKS  # noqa: E402
+from helpers.node_task import DepthResult, NextStepTask, depth_sweep  # noqa: E402
+
+__all__ += ["BLOCK_COLOURS", "depth_figure", "DepthExplorer"]
+
+#: One colour per skip connection, the same in every figure of notebook 06.
+BLOCK_COLOURS = dict(zip(BLOCKS, ["C0", "C2", "C1", "C4"], strict=True))
+
+
+def depth_figure(results: Sequence[DepthResult], reference_mae: float | None = None, title: str = "") -> Figure:
+    """Two panels against depth (log2 axis), one line per skip connection: test MAE in passengers, and
+    1 - mean pairwise cosine similarity of the node embeddings on a log axis (down = embeddings collapsing).
+
+    results: records of `helpers.node_task.depth_sweep`; reference_mae: a horizontal line (e.g. the
+    historical average's MAE) for scale. Built with matplotlib's object API (no pyplot).
+    """
+    if not results:
+        raise ValueError("results: expected at least one DepthResult, got none")
+    fig = Figure(figsize=(8.0, 3.0), dpi=90, layout="constrained")
+    ax_mae, ax_cos = fig.subplots(1, 2)
+    for block in dict.fromkeys(r.block for r in results):
+        rows = sorted((r for r in results if r.block == block), key=lambda r: r.depth)
+        depths = [r.depth for r in rows]
+        style = dict(marker="o", markersize=4, color=BLOCK_COLOURS.get(block), label=block)
+        ax_mae.plot(depths, [r.mae for r in rows], **style)
+        ax_cos.plot(depths, [max(1 - r.cosine, 1e-7) for r in rows], **style)
+    if reference_mae is not None:
+        ax_mae.axhline(reference_mae, color="0.5", linestyle=":", linewidth=1, label="historical average")
+    for ax in (ax_mae, ax_cos):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+        ax.set_xlabel("depth (graph convolution layers)")
+    ax_mae.set(ylabel="test MAE (passengers / 15 min)", title="accuracy")
+    ax_cos.set(yscale="log", ylabel="1 - mean cosine similarity", title="spread of node embeddings")
+    ax_mae.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+class DepthExplorer(widgets.VBox):
+    """Train GCNs of depth 1, 2, 4, ... up to a chosen depth with a chosen skip connection and hidden size,
+    and plot `depth_figure` (accuracy and embedding spread against depth).
+
+    task: a `helpers.node_task.NextStepTask`; reference: optional `DepthResult`s drawn as well (e.g. the
+    notebook's plain stack), and reference_mae a horizontal line. The "train" button (or `run()`) calls
+    `depth_sweep`. CSS classes: depth-explorer, depth-max, depth-block, depth-hidden, depth-button,
+    depth-plot, depth-status.
+    """
+
+    DEPTHS = (1, 2, 4, 8, 16, 32)
+
+    def __init__(self, task: NextStepTask, max_depth: int = 8, block: str = "res+", hidden: int = 16,
+                 reference: Sequence[DepthResult] = (), reference_mae: float | None = None, seed: int = 0):
+        if max_depth not in self.DEPTHS:
+            raise ValueError(f"max_depth must be one of {self.DEPTHS}, got {max_depth!r}")
+        self.task, self.reference, self.reference_mae, self.seed = task, list(reference), reference_mae, seed
+        style, wide = {"description_width": "110px"}, widgets.Layout(width="300px")
+        self.max_depth = widgets.Dropdown(options=list(self.DEPTHS), value=max_depth, description="up to depth",
+                                          style=style, layout=wide)
+        self.block = widgets.Dropdown(options=list(BLOCKS), value=block, description="connection",
+                                      style=style, layout=wide)
+        self.hidden = widgets.Dropdown(options=[8, 16, 32, 64], value=hidden, description="hidden size",
+                                       style=style, layout=wide)
+        self.button = widgets.Button(description="train", button_style="primary", icon="play")
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px"))
+        self.status = widgets.Label("press train (about a second per layer trained)")
+        for w, css in [(self.max_depth, "depth-max"), (self.block, "depth-block"), (self.hidden, "depth-hidden"),
+                       (self.button, "depth-button"), (self.plot, "depth-plot"), (self.status, "depth-status")]:
+            w.add_class(css)
+        self.results: list[DepthResult] = []
+        self.last_run_s = 0.0
+        self.button.on_click(lambda _button: self.run())
+        super().__init__([widgets.HBox([widgets.VBox([self.max_depth, self.block, self.hidden]), self.button]),
+                          self.plot, self.status])
+        self.add_class("depth-explorer")
+
+    def run(self) -> list[DepthResult]:
+        """Train one network per depth with the current settings and redraw."""
+        t0 = time.perf_counter()
+        depths = [d for d in self.DEPTHS if d <= self.max_depth.value]
+        self.button.disabled = True
+        self.status.value = f"training {len(depths)} networks ..."
+        try:
+            self.results = depth_sweep(self.task, depths, [self.block.value], hidden=self.hidden.value,
+                                       seed=self.seed)
+        finally:
+            self.button.disabled = False
+        shown = [r for r in self.reference if r.block != self.block.value] + self.results
+        title = f"{self.block.value}, hidden {self.hidden.value}"
+        self.plot.value = figure_png(depth_figure(shown, self.reference_mae, title))
+        best = min(self.results, key=lambda r: r.mae)
+        self.status.value = f"best test MAE {best.mae:.2f} at depth {best.depth}; deepest: {self.results[-1].mae:.2f}"
+        self.last_run_s = time.perf_counter() - t0
+        return self.results
