@@ -15,6 +15,9 @@ ROOT_FLAG   := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
 
 export PYTHONHASHSEED := 0
+# OpenMP threads sleep instead of spinning while they wait: on a small CPU shared with a browser or other
+# processes, spinning made training loops several times slower (results are identical either way).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: lab test install lint unit nbval notebooks student data clean help
 help:
@@ -28,10 +31,11 @@ $(BIN)/python:
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstalled whenever pyproject.toml changes; the stamp records the last install.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH_FLAGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (Metro STGCN)" >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (Metro STGCN)" \
+	  --env OMP_WAIT_POLICY PASSIVE --env PYTHONHASHSEED 0 >/dev/null
 	@touch $@
 
 install: $(VENV)/.installed
