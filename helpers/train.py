@@ -767,6 +767,8 @@ def baseline_forecast(name: str, ds, splits, part: str = "test") -> tuple[torch.
     horizon = target.shape[1]
     if name == "persistence":
         last = windows.inputs[:, -1:, :, 0] if windows.inputs.ndim == 4 else windows.inputs[:, -1:]
+        if windows.fill_value is not None:  # what a model sees where the last reading is missing
+            last = last.nan_to_num(nan=windows.fill_value)
         pred = splits.scaler.inverse_transform(last, channel=0).expand(-1, horizon, -1)
     elif name == "ha":
         average = historical_average(ds, fit_stop=splits.bounds[0][1])  # (time, nodes)

@@ -501,3 +501,37 @@ def test_cli_cuda_is_refused_clearly_without_a_gpu(tmp_path, capsys):
     status, _, err = run_cli(["--data", write_network(tmp_path / "n"), "--out", tmp_path / "o", "--device", "cuda"],
                              capsys)
     assert status == 2 and "no CUDA GPU" in err and err.count("\n") == 1
+
+
+def test_baselines_on_metro_fill_missing_inputs_and_order_as_expected():
+    """Metro has sensor outages: persistence repeats what a model sees (the training mean) where the last
+    reading is missing, so its errors stay finite; HA beats persistence at 45 minutes on this data."""
+    from helpers.data import load_metro
+    from helpers.train import baseline_forecast
+
+    ds = load_metro()
+    splits = make_splits(ds, 12, 3)
+    assert torch.isnan(splits.test.inputs[:, -1, :, 0]).any()
+    scores = {}
+    for name in ("persistence", "ha"):
+        pred, target = baseline_forecast(name, ds, splits)
+        assert pred.shape == target.shape == (len(splits.test), 3, ds.num_nodes) and torch.isfinite(pred).all()
+        scores[name] = (pred - target).abs().nanmean(dim=(0, 2))
+    assert scores["persistence"][0] < scores["ha"][0] and scores["ha"][2] < scores["persistence"][2]
+
+
+def test_plot_forecast_breaks_lines_at_time_gaps_and_checks_shapes():
+    from matplotlib.figure import Figure
+
+    from helpers.plots import plot_forecast
+
+    times = np.datetime64("2025-03-03T22:00") + np.array([0, 15, 30, 465, 480], dtype="timedelta64[m]")
+    ax = Figure().subplots()
+    plot_forecast(torch.arange(5.0), {"model": torch.arange(5.0) + 1}, times, ax=ax, title="t")
+    truth, model = ax.get_lines()
+    assert np.isnan(truth.get_ydata()).sum() == 1 and len(truth.get_ydata()) == 6  # one break: overnight
+    assert model.get_label() == "model" and ax.get_title() == "t"
+    with pytest.raises(ValueError, match="expected shape"):
+        plot_forecast(torch.arange(5.0), {"bad": torch.arange(4.0)}, ax=ax)
+    with pytest.raises(ValueError, match="times: expected shape"):
+        plot_forecast(torch.arange(5.0), {}, times[:3], ax=ax)
