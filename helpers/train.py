@@ -14,7 +14,9 @@ Loss functions are called as `loss_fn(prediction, target)` and must return the M
   after every epoch; `fit(..., resume_from=path)` continues a run exactly as if it had never stopped.
 - `save_checkpoint` (torch.save to a temporary file, then os.replace) and `load_checkpoint`
   (`torch.load(weights_only=True)`: tensors and plain Python values only, never arbitrary code).
-- `predict` and `evaluate`: forecasts and masked MAE/RMSE/MAPE per horizon step, in original units.
+- `train_forecaster`: `fit` with one standard recipe (Adam, cosine decay, masked loss) on `make_splits` parts.
+- `predict`, `evaluate` and `forecast_metrics`: forecasts and masked MAE/RMSE/MAPE per horizon step, in
+  original units.
 - `Runtime`: the device (and process rank) a run uses; the one place that decides who logs and writes.
 - `main`: the command line; `python -m helpers.train --help`.
 """
@@ -56,6 +58,8 @@ __all__ = [
     "load_checkpoint",
     "predict",
     "evaluate",
+    "forecast_metrics",
+    "train_forecaster",
     "main",
     "StopOnNonFiniteLoss",
     "warmup_cosine_factor",
@@ -614,15 +618,25 @@ def evaluate(
     back into original units with `inverse_transform(., channel=target_channel)`; scaler=None means they
     already are. Missing targets (NaN, or `null_value`) are left out; MAPE also leaves out targets below
     `min_target` and is a fraction (0.12 = 12%).
-    Returns {"step": [1..H], "mae": [...], "rmse": [...], "mape": [...], "overall": {"mae", "rmse", "mape"}}
-    where "overall" pools every step (the RMSE of all errors, not the mean of per-step RMSEs).
+    Returns `forecast_metrics` of the forecasts.
     """
-    from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
-
     pred, target = predict(model, loader, device=device)
     if scaler is not None:
         pred = scaler.inverse_transform(pred, channel=target_channel)
         target = scaler.inverse_transform(target, channel=target_channel)
+    return forecast_metrics(pred, target, null_value=null_value, min_target=min_target)
+
+
+def forecast_metrics(pred: torch.Tensor, target: torch.Tensor, null_value: float = float("nan"),
+                     min_target: float = 1e-6) -> dict:
+    """Masked MAE, RMSE and MAPE per horizon step and over all steps. pred, target: (samples, horizon, nodes).
+
+    Returns {"step": [1..H], "mae": [...], "rmse": [...], "mape": [...], "overall": {"mae", "rmse", "mape"}}
+    (`helpers.metrics.horizon_metrics` plus "overall", which pools every step: the RMSE of all errors, not
+    the mean of per-step RMSEs).
+    """
+    from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
+
     table = horizon_metrics(pred, target, null_value=null_value, min_target=min_target)
     table["overall"] = {
         "mae": masked_mae(pred, target, null_value).item(),
@@ -630,6 +644,44 @@ def evaluate(
         "mape": masked_mape(pred, target, null_value, min_target=min_target).item(),
     }
     return table
+
+
+def train_forecaster(
+    model: nn.Module,
+    splits,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    loss: str = "mse",
+    seed: int = 0,
+    patience: int | None = None,
+    progress: bool = False,
+    callbacks: Sequence[Callback] = (),
+    on_epoch_end: Callable[[int, History], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume_from: str | os.PathLike | None = None,
+    extra: dict | None = None,
+    runtime: Runtime | None = None,
+) -> History:
+    """Train a forecaster on the parts of `helpers.data.make_splits` with one standard recipe; returns the History.
+
+    Adam with learning rate `lr`, decayed to zero along a cosine over all `epochs` (stepped every batch), the
+    `masked_loss(loss)` (missing targets left out), a validation pass per epoch and the best epoch's weights
+    kept (`fit`, which also takes patience, progress, callbacks, on_epoch_end, checkpoint, resume_from, extra,
+    runtime). The training windows are shuffled by a generator seeded with `seed`; torch's global generator
+    (dropout) is seeded with it too.
+    """
+    runtime = runtime or Runtime(next(model.parameters()).device)
+    torch.manual_seed(seed)
+    trained = runtime.wrap(model, seed)  # DistributedDataParallel when several processes run
+    train_loader = runtime.train_loader(splits.train, batch_size, seed)
+    val_loader = DataLoader(splits.val, batch_size=256)
+    optimizer = make_optimizer("Adam", model.parameters(), lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
+    return fit(trained, train_loader, masked_loss(loss), optimizer, epochs, val_loader=val_loader, scheduler=scheduler,
+               patience=patience, progress=progress, callbacks=callbacks, on_epoch_end=on_epoch_end,
+               checkpoint=checkpoint, resume_from=resume_from, extra=extra, runtime=runtime)
 
 
 # --- the command line -----------------------------------------------------------------------------------
@@ -710,6 +762,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_positive(float), default=1e-3)
     p.add_argument("--patience", type=_positive(int), default=5, help="epochs without improvement before stopping")
     p.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    p.add_argument("--time-of-day", action="store_true",
+                   help="give the model the clock: sin and cos of the time of day as two more input channels")
+    p.add_argument("--mape-min-target", type=float,
+                   help="leave targets below this out of MAPE (default: 10 for metro counts, else 1e-6)")
     stgcn = p.add_argument_group("STGCN")
     stgcn.add_argument("--channels", type=_int_list, default=(64, 16, 64),
                        help="temporal,spatial,temporal channels of each ST-Conv block")
@@ -814,7 +870,7 @@ def _forecast_png(ds, splits, pred: torch.Tensor, target: torch.Tensor, title: s
 
 def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     """Load, train (or fit a baseline), evaluate on the test part, write --out; returns the results dict."""
-    from helpers.data import make_splits
+    from helpers.data import add_time_of_day, make_splits
     from helpers.notebook import seed_everything
     from helpers.stgcn import count_parameters
 
@@ -824,48 +880,37 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     if args.resume and not (out / "checkpoint.pt").is_file():
         raise FileNotFoundError(f"--resume: expected {out / 'checkpoint.pt'} from an earlier run, found none")
     ds = load_data(args.data, args.data_root, args.interval_minutes)
+    if args.time_of_day:
+        ds = add_time_of_day(ds)
     splits = make_splits(ds, args.input_len, args.horizon, fractions=args.split, per_node=args.per_node)
     if args.model == "ha" and ds.timestamps is None:
         raise ValueError("--model ha needs timestamps: give series.csv a first column named 'timestamp'")
-    generator_seed = args.seed
     seed_everything(args.seed)
     result = {"data": args.data, "model": args.model, "nodes": ds.num_nodes, "input_len": args.input_len,
               "horizon": args.horizon, "interval_minutes": ds.interval_minutes,
               "unit": ds.meta.get("unit", ds.channel_names[0]), "test_windows": len(splits.test)}
     if args.model in ("ha", "persistence"):
         pred, target = baseline_forecast(args.model, ds, splits)
-        from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
-
-        min_target = 1.0 if ds.meta.get("synthetic") else 1e-6
-        metrics = horizon_metrics(pred, target, min_target=min_target)
-        metrics["overall"] = {"mae": masked_mae(pred, target).item(), "rmse": masked_rmse(pred, target).item(),
-                              "mape": masked_mape(pred, target, min_target=min_target).item()}
         result |= {"parameters": 0, "epochs_run": 0}
         out.mkdir(parents=True, exist_ok=True)
     else:
-        model = build_model(args, ds)
-        trained = runtime.wrap(model, args.seed)  # DDP with several processes, seeds per rank
-        train_loader = runtime.train_loader(splits.train, args.batch_size, generator_seed)
-        val_loader = DataLoader(splits.val, batch_size=256)
-        test_loader = DataLoader(splits.test, batch_size=256)
-        optimizer = make_optimizer("Adam", model.parameters(), args.lr)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))
+        model = build_model(args, ds).to(runtime.device)
         out.mkdir(parents=True, exist_ok=True)
         extra = {"model": args.model, "args": {k: (list(v) if isinstance(v, tuple) else v)
                                                 for k, v in vars(args).items()}}
-        history = fit(trained, train_loader, masked_loss(args.loss), optimizer, args.epochs, val_loader=val_loader,
-                      scheduler=scheduler, patience=args.patience, progress=runtime.is_main and not args.json,
-                      checkpoint=out / "checkpoint.pt", resume_from=out / "checkpoint.pt" if args.resume else None,
-                      extra=extra, runtime=runtime)
-        min_target = 1.0 if ds.meta.get("synthetic") else 1e-6
-        metrics = evaluate(model, test_loader, splits.scaler, min_target=min_target, device=runtime.device)
-        pred, target = predict(model, test_loader, device=runtime.device)
+        history = train_forecaster(model, splits, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                   loss=args.loss, seed=args.seed, patience=args.patience,
+                                   progress=runtime.is_main and not args.json, checkpoint=out / "checkpoint.pt",
+                                   resume_from=out / "checkpoint.pt" if args.resume else None, extra=extra,
+                                   runtime=runtime)
+        pred, target = predict(model, DataLoader(splits.test, batch_size=256), device=runtime.device)
         pred = splits.scaler.inverse_transform(pred, channel=0)
         target = splits.scaler.inverse_transform(target, channel=0)
         result |= {"parameters": count_parameters(model), "epochs_run": len(history.train_loss),
                    "best_epoch": history.best_epoch, "stop_reason": history.stop_reason,
                    "train_seconds": round(sum(history.seconds), 3)}
-    result["metrics"] = metrics
+    min_target = args.mape_min_target if args.mape_min_target is not None else (10.0 if args.data == "metro" else 1e-6)
+    result["metrics"] = forecast_metrics(pred, target, min_target=min_target)
     result["out"] = str(out)
     if runtime.is_main:
         _write_atomic(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
