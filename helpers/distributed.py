@@ -272,7 +272,7 @@ def demo_training(runtime, batch_size: int = 8, steps: int = 4, seed: int = 0, f
     from helpers.stgcn import STGCN, STGCNConfig
     from helpers.train import Callback, fit, make_optimizer
 
-    log = log or (lambda line: print(line, flush=True))
+    log = log or _print_line
     ds = load_metro()
     splits = make_splits(ds, 12, 3)
     complete = torch.isfinite(splits.train.targets).flatten(1).all(dim=1).nonzero().flatten()
@@ -298,6 +298,12 @@ def demo_training(runtime, batch_size: int = 8, steps: int = 4, seed: int = 0, f
     if runtime.is_main:
         log(f"{tag} epoch 1: loss averaged over ranks {history.train_loss[0]:.4f}")
     return model.state_dict()
+
+
+def _print_line(line: str) -> None:
+    """One write per line, flushed: lines of several processes sharing a pipe do not interleave."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
