@@ -238,3 +238,54 @@ def test_hooks_report_activations_and_gradient_norms():
     assert set(norms) == set(names)
     assert all(abs(norms[n] - g.norm().item()) < 1e-6 for n, g in zip(names, grads, strict=True))
     assert not model[0]._forward_hooks and model[0].weight.grad is None
+
+
+# --- notebook 08's claims on the shipped metro data --------------------------------------------------
+@pytest.fixture(scope="module")
+def metro_splits():
+    from helpers.data import load_metro, make_splits
+
+    metro = load_metro()
+    return metro, make_splits(metro, input_len=12, output_len=3)
+
+
+def test_saved_activations_explain_the_measured_peak_of_a_metro_step(metro_splits):
+    metro, splits = metro_splits
+    torch.manual_seed(0)
+    model = STGCN(STGCNConfig(num_nodes=metro.num_nodes, in_channels=metro.num_channels), metro.adjacency)
+    x, y = splits.train.inputs[:8].nan_to_num(0.0), splits.train.targets[:8].nan_to_num(0.0)
+    breakdown = memory_breakdown(model, F.mse_loss, x, y, torch.optim.Adam(model.parameters()))
+    assert breakdown.activations > 5 * (breakdown.parameters + breakdown.gradients + breakdown.optimizer_state)
+    step = make_train_step(model, x, y)
+    step()  # gradients and Adam's state exist from here on
+    assert 0.9 <= breakdown.activations / peak_memory(step) <= 1.1
+
+
+class BatchLosses(Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_batch_end(self, state):
+        self.losses.append(state.batch_loss)
+
+
+def test_warmup_survives_a_high_learning_rate_on_metro(metro_splits):
+    from torch.utils.data import Subset
+
+    from helpers.train import masked_loss
+
+    metro, splits = metro_splits
+    small = STGCNConfig(num_nodes=metro.num_nodes, in_channels=2, blocks=((16, 8, 16), (16, 8, 16)),
+                        hidden_channels=32)
+    final, spike = {}, {}
+    for warmup_steps in (0, 15):
+        torch.manual_seed(0)
+        net = STGCN(small, metro.adjacency)
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+        loader = DataLoader(Subset(splits.train, range(640)), batch_size=32, shuffle=True,
+                            generator=torch.Generator().manual_seed(0))
+        recorder = BatchLosses()
+        history = fit(net, loader, masked_loss("mse"), optimizer, epochs=3,
+                      scheduler=warmup_cosine(optimizer, warmup_steps, 3 * len(loader)), callbacks=[recorder])
+        final[warmup_steps], spike[warmup_steps] = history.train_loss[-1], max(recorder.losses[:20])
+    assert final[15] < final[0] and spike[15] < spike[0]
