@@ -244,6 +244,9 @@ class STGCNConfig:
     gate: "glu" (paper) or "notes"; norm: "layer" (LayerNorm over nodes and channels, the paper),
     "batch" (BatchNorm over channels) or "none". sparse: keep the graph operator as a sparse tensor.
     out_channels=1 gives outputs (batch, horizon, nodes); more gives (batch, horizon, nodes, out_channels).
+    predict_change: the network forecasts the change from the last input step, which is added back, so
+    an untrained model starts as the persistence forecast; the targets must be the first `out_channels`
+    input channels (as `make_splits` arranges: target channel 0).
     """
 
     num_nodes: int
@@ -260,6 +263,7 @@ class STGCNConfig:
     dropout: float = 0.0
     hidden_channels: int = 128
     sparse: bool = False
+    predict_change: bool = False
 
     def __post_init__(self):
         for name in ("num_nodes", "input_len", "horizon", "in_channels", "out_channels", "Kt", "Ks",
@@ -277,6 +281,9 @@ class STGCNConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
+        if self.predict_change and self.out_channels > self.in_channels:
+            raise ValueError(f"predict_change adds the last input step to the forecast, so it needs out_channels <= "
+                             f"in_channels, got out_channels={self.out_channels} > in_channels={self.in_channels}")
         if self.time_left < 1:
             raise ValueError(f"input_len={self.input_len} is too short for {len(self.blocks)} blocks with "
                              f"Kt={self.Kt}: each block removes 2 (Kt - 1) = {2 * (self.Kt - 1)} steps; "
@@ -359,13 +366,15 @@ class STGCN(nn.Module):
         for block in self.blocks:
             h = block(h, operator)
         out = self.output(h)  # (B, horizon, N, out_channels)
+        if c.predict_change:  # add back the last observed step of the target channels
+            out = out + x[:, -1:, :, : c.out_channels]
         return out.squeeze(-1) if c.out_channels == 1 else out
 
     def extra_repr(self) -> str:
         c = self.config
         return (f"nodes={c.num_nodes}, input_len={c.input_len} -> horizon={c.horizon}, graph_conv={c.graph_conv!r}"
                 f"{'' if c.graph_conv == 'gcn' else f' (Ks={c.Ks})'}, Kt={c.Kt}, gate={c.gate!r}, norm={c.norm!r}, "
-                f"parameters={count_parameters(self):,}")
+                f"{', predict_change=True' if c.predict_change else ''}, parameters={count_parameters(self):,}")
 
 
 class _ChannelBatchNorm(nn.BatchNorm2d):

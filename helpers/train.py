@@ -773,6 +773,8 @@ def build_parser() -> argparse.ArgumentParser:
     stgcn.add_argument("--kt", type=_positive(int), default=3, help="temporal kernel size")
     stgcn.add_argument("--ks", type=_positive(int), default=3, help="Chebyshev order")
     stgcn.add_argument("--graph-conv", choices=("cheb", "gcn"), default="cheb")
+    stgcn.add_argument("--predict-change", action="store_true",
+                       help="forecast the change from the last input step (persistence built in)")
     p.add_argument("--hidden", type=_positive(int), default=64, help="LSTM hidden size")
     p.add_argument("--threads", type=_positive(int), help="torch CPU threads (default: torch's choice)")
     return p
@@ -805,7 +807,7 @@ def build_model(args: argparse.Namespace, ds) -> nn.Module:
         raise ValueError(f"--channels: expected three widths (temporal,spatial,temporal), got {args.channels}")
     config = STGCNConfig(num_nodes=ds.num_nodes, input_len=args.input_len, horizon=args.horizon,
                          in_channels=ds.num_channels, blocks=(args.channels,) * args.blocks, Kt=args.kt, Ks=args.ks,
-                         graph_conv=args.graph_conv)
+                         graph_conv=args.graph_conv, predict_change=args.predict_change)
     return STGCN(config, ds.adjacency)
 
 

@@ -169,9 +169,8 @@ def small_config(**kwargs) -> STGCNConfig:
                                hidden_channels=16) | kwargs))
 
 
-@pytest.mark.parametrize("graph_conv", ["cheb", "gcn"])
-@pytest.mark.parametrize("gate", ["glu", "notes"])
-@pytest.mark.parametrize("norm", ["layer", "batch", "none"])
+@pytest.mark.parametrize("graph_conv,gate,norm", [("cheb", "glu", "layer"), ("gcn", "notes", "batch"),
+                                                   ("cheb", "notes", "none"), ("gcn", "glu", "layer")])
 def test_stgcn_shapes_and_gradients(graph_conv, gate, norm):
     torch.manual_seed(5)
     model = STGCN(small_config(graph_conv=graph_conv, gate=gate, norm=norm), ring_graph())
@@ -293,3 +292,15 @@ def test_model_follows_the_device(device):
     model = STGCN(small_config(), ring_graph()).to(device)
     assert model.operator.device.type == device
     assert model(torch.randn(2, 8, 7, 1, device=device)).device.type == device
+
+
+def test_predict_change_adds_the_last_input_step_to_the_same_network():
+    torch.manual_seed(11)
+    plain = STGCN(small_config(in_channels=2), ring_graph()).eval()
+    change = STGCN(small_config(in_channels=2, predict_change=True), ring_graph()).eval()
+    change.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 8, 7, 2)
+    assert max_diff(change(x), plain(x) + x[:, -1:, :, 0]) < TOL
+    assert "predict_change=True" in repr(change)
+    with pytest.raises(ValueError, match="needs out_channels <= in_channels"):
+        small_config(out_channels=2, predict_change=True)

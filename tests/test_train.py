@@ -400,7 +400,7 @@ def run_cli(argv, capsys):
 
 
 SMALL_STGCN = ["--channels", "4,2,4", "--blocks", "1", "--kt", "2", "--input-len", "6", "--horizon", "2",
-               "--batch-size", "16", "--threads", "1"]
+               "--predict-change", "--batch-size", "16", "--threads", "1"]
 
 
 def test_cli_trains_and_writes_checkpoint_metrics_and_plot(tmp_path, capsys):
