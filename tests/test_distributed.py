@@ -164,7 +164,9 @@ def test_all_reduce_moments_of_one_process_are_batchnorms_statistics():
         all_reduce_moments(torch.ones(3), Runtime())
 
 
-def test_distributed_model_checkpoints_are_the_plain_models(tmp_path):
+def test_distributed_model_checkpoints_are_the_plain_models_and_sync_batchnorm_refuses_cpu(tmp_path):
+    x = torch.randn(4, 3)
+    nn.SyncBatchNorm(3).train()(x)  # outside a process group: plain BatchNorm
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
@@ -173,6 +175,9 @@ def test_distributed_model_checkpoints_are_the_plain_models(tmp_path):
         other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
         wrapped.load_state_dict(other.state_dict())
         assert torch.equal(model[0].weight, other[0].weight)
+        with pytest.raises(ValueError, match="GPU"):  # notebook 09: inside a group it needs accelerator tensors
+            nn.SyncBatchNorm(3).train()(x)
+        nn.SyncBatchNorm(3).eval()(x)  # evaluation mode: running statistics, no synchronisation
     finally:
         dist.destroy_process_group()
 
