@@ -21,7 +21,7 @@ import PIL.Image
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullLocator
+from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullFormatter, NullLocator
 from torch.utils.data import DataLoader, Dataset
 
 from helpers.optim import OPTIMISERS, SURFACES, OptimiserPath, get_surface, optimiser_paths, surface_grid
@@ -620,6 +620,7 @@ def depth_figure(results: Sequence[DepthResult], reference_mae: float | None = N
         ax.set_xlabel("depth (graph convolution layers)")
     ax_mae.set(ylabel="test MAE (passengers / 15 min)", title="accuracy")
     ax_cos.set(yscale="log", ylabel="1 - mean cosine similarity", title="spread of node embeddings")
+    ax_cos.yaxis.set_minor_formatter(NullFormatter())  # label the powers of ten only
     ax_mae.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
