@@ -18,9 +18,12 @@
 from __future__ import annotations
 
 import copy
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -158,8 +161,14 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
         raise ValueError(f"device must be a CPU or CUDA device, got {device}")
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_stderr():  # the profiler logs "profiler_start/stop" lines straight to file descriptor 2
+        prof.__enter__()
+    try:
         fn()
+    finally:
+        with _quiet_stderr():
+            prof.__exit__(None, None, None)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     events.sort(key=lambda e: e.start_ns())
     live = peak = 0
@@ -168,6 +177,20 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
             live += e.nbytes()
             peak = max(peak, live)
     return peak
+
+
+@contextmanager
+def _quiet_stderr():
+    """Send what is written to file descriptor 2 (C++ logging included) to os.devnull while the block runs."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
@@ -360,7 +383,8 @@ def measure_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str] =
 def cost_bars(costs: Mapping[str, Mapping[str, float]], baseline: str, title: str = ""):
     """A figure of two horizontal bar charts: time and peak memory of each entry relative to `baseline`.
 
-    costs: {label: {"seconds": s, "peak_bytes": b}}, e.g. rows of a trick table. Returns the Figure.
+    costs: {label: {"seconds": s, "peak_bytes": b}}, e.g. rows of a trick table. Bars within 2% of the baseline
+    are light grey, cheaper ones green, dearer ones red. Returns the Figure.
     """
     from matplotlib.figure import Figure
 
@@ -372,13 +396,13 @@ def cost_bars(costs: Mapping[str, Mapping[str, float]], baseline: str, title: st
     time_ax, mem_ax = fig.subplots(1, 2, sharey=True)
     for ax, key, name in ((time_ax, "seconds", "time per step"), (mem_ax, "peak_bytes", "peak memory")):
         values = [costs[k][key] / base[key] for k in labels]
-        colors = ["0.6" if k == baseline else ("tab:green" if v < 1 else "tab:red") for k, v in zip(labels, values,
-                                                                                                 strict=True)]
+        colors = ["0.6" if k == baseline else "tab:green" if v < 0.98 else "tab:red" if v > 1.02 else "0.8"
+                  for k, v in zip(labels, values, strict=True)]
         ax.barh(labels, values, color=colors)
         ax.axvline(1.0, color="black", lw=0.8)
         ax.set_xlabel(f"{name} / baseline")
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
     time_ax.invert_yaxis()
-    fig.suptitle(title or "relative to the baseline (grey): green is cheaper, red is dearer")
+    fig.suptitle(title or "relative to the baseline (dark grey): green is cheaper, red is dearer (2% or more)")
     return fig
