@@ -748,3 +748,121 @@ class TrickExplorer(widgets.VBox):
     def redraw(self) -> None:
         self.plot.value = figure_png(trick_figure(self.rows, self.tricks, self.batch.value,
                                                   reference_batch=max(self.batch.options)))
+
+
+# --- notebook 07 --- STGCN playground: kernel sizes, widths, depth, graph convolution and learning rate ---------
+
+from helpers.stgcn import GRAPH_CONVS, STGCN, STGCNConfig, count_parameters  # noqa: E402
+from helpers.train import train_forecaster  # noqa: E402
+
+__all__ += ["STGCN_WIDTHS", "STGCNPlayground"]
+
+#: Channel triples (temporal, spatial, temporal) offered by the playground, small to the paper's.
+STGCN_WIDTHS = ("8,4,8", "16,8,16", "32,8,32", "32,16,32", "64,16,64")
+
+
+class STGCNPlayground(widgets.VBox):
+    """Build an STGCN from sliders (Kt, Ks, channel widths, number of blocks, Chebyshev or first-order graph
+    convolution, learning rate), see its parameter count at once, and train it briefly with live loss curves.
+
+    splits: `helpers.data.make_splits` parts (inputs (time, nodes, channels), target channel 0); adj: the
+    (nodes, nodes) adjacency. `config()` turns the controls into an `STGCNConfig` (ValueError when the
+    input window is too short for the blocks); `describe()` is the line the widget shows. The "train" button
+    (or `run()`) calls `helpers.train.train_forecaster` for `epochs` epochs from `seed`, redraws
+    `training_figure` after each epoch and ends with the test MAE in original units. CSS classes:
+    stgcn-playground, stgcn-kt, stgcn-ks, stgcn-widths, stgcn-blocks, stgcn-graph, stgcn-lr, stgcn-button,
+    stgcn-plot, stgcn-status.
+    """
+
+    def __init__(self, splits, adj: torch.Tensor, epochs: int = 3, lr: float = 5e-3, widths: str = "16,8,16",
+                 blocks: int = 2, Kt: int = 3, Ks: int = 3, graph_conv: str = "cheb", batch_size: int = 64,
+                 seed: int = 0):
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+        if widths not in STGCN_WIDTHS:
+            raise ValueError(f"widths must be one of {STGCN_WIDTHS}, got {widths!r}")
+        self.splits, self.adj, self.epochs, self.batch_size, self.seed = splits, adj, epochs, batch_size, seed
+        x, y = splits.train[0]
+        self._shape = {"num_nodes": x.shape[1], "input_len": x.shape[0], "horizon": y.shape[0],
+                       "in_channels": x.shape[2] if x.ndim == 3 else 1}
+        style, wide = {"description_width": "120px"}, widgets.Layout(width="360px")
+
+        def slider(value, low, high, description):
+            return widgets.IntSlider(value=value, min=low, max=high, description=description,
+                                     continuous_update=False, style=style, layout=wide)
+
+        self.kt = slider(Kt, 1, 4, "Kt (time kernel)")
+        self.ks = slider(Ks, 1, 4, "Ks (Chebyshev)")
+        self.blocks = slider(blocks, 1, 3, "ST-Conv blocks")
+        self.widths = widgets.Dropdown(options=STGCN_WIDTHS, value=widths, description="channels",
+                                       style=style, layout=wide)
+        self.graph = widgets.ToggleButtons(options=GRAPH_CONVS, value=graph_conv, description="graph conv",
+                                           style={"description_width": "120px", "button_width": "80px"})
+        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=-1, step=0.1, description="learning rate",
+                                         readout_format=".4f", continuous_update=False, style=style, layout=wide)
+        self.button = widgets.Button(description="train", button_style="primary", icon="play")
+        self.plot = widgets.Image(format="png", value=figure_png(training_figure(History(), epochs, "press train")),
+                                  layout=widgets.Layout(width="540px"))
+        self.info = widgets.Label()
+        self.status = widgets.Label("not trained yet")
+        for w, css in [(self.kt, "stgcn-kt"), (self.ks, "stgcn-ks"), (self.widths, "stgcn-widths"),
+                       (self.blocks, "stgcn-blocks"), (self.graph, "stgcn-graph"), (self.lr, "stgcn-lr"),
+                       (self.button, "stgcn-button"), (self.plot, "stgcn-plot"), (self.status, "stgcn-status")]:
+            w.add_class(css)
+        self.history: History | None = None
+        self.test_mae: list[float] = []
+        self.last_run_s = 0.0
+        for control in (self.kt, self.ks, self.blocks, self.widths, self.graph):
+            control.observe(lambda _change: self._refresh(), names="value")
+        self.button.on_click(lambda _button: self.run())
+        super().__init__([widgets.HBox([widgets.VBox([self.kt, self.ks, self.blocks]),
+                                        widgets.VBox([self.widths, self.graph, self.lr, self.button])]),
+                          self.info, self.plot, self.status])
+        self.add_class("stgcn-playground")
+        self._refresh()
+
+    def config(self) -> STGCNConfig:
+        """The STGCNConfig of the current controls (ValueError if the window is too short for them)."""
+        widths = tuple(int(c) for c in self.widths.value.split(","))
+        return STGCNConfig(**self._shape, blocks=(widths,) * self.blocks.value, Kt=self.kt.value, Ks=self.ks.value,
+                           graph_conv=self.graph.value)
+
+    def describe(self) -> str:
+        """One line: the architecture and its parameter count, or why these settings cannot work."""
+        try:
+            config = self.config()
+        except ValueError as exc:
+            return f"not possible: {exc}"
+        parameters = count_parameters(STGCN(config, self.adj))
+        graph = "Chebyshev, Ks=" + str(config.Ks) if config.graph_conv == "cheb" else "first-order GCN"
+        return (f"{len(config.blocks)} block(s) of {self.widths.value} channels, Kt={config.Kt}, {graph}: "
+                f"{parameters:,} parameters, {config.time_left} time step(s) reach the output block")
+
+    def _refresh(self) -> None:
+        text = self.describe()
+        self.info.value = text
+        self.button.disabled = text.startswith("not possible")
+
+    def run(self) -> History:
+        """Train a fresh model with the current settings; the plot updates after each epoch, the status at the end."""
+        t0 = time.perf_counter()
+        config = self.config()
+        torch.manual_seed(self.seed)
+        model = STGCN(config, self.adj)
+        settings = f"{self.describe().split(':')[0]}, lr {self.lr.value:.4f}"
+
+        def show(epoch: int, history: History) -> None:
+            self.plot.value = figure_png(training_figure(history, self.epochs, settings))
+            self.status.value = f"epoch {epoch}/{self.epochs}: validation loss {history.val_loss[-1]:.4f}"
+
+        self.button.disabled = True
+        try:
+            self.history = train_forecaster(model, self.splits, epochs=self.epochs, batch_size=self.batch_size,
+                                            lr=self.lr.value, seed=self.seed, on_epoch_end=show)
+        finally:
+            self.button.disabled = False
+        self.test_mae = evaluate(model, DataLoader(self.splits.test, batch_size=256), self.splits.scaler)["mae"]
+        steps = ", ".join(f"{v:.2f}" for v in self.test_mae)
+        self.status.value = f"test MAE per step: {steps} ({self.epochs} epochs, {time.perf_counter() - t0:.0f} s)"
+        self.last_run_s = time.perf_counter() - t0
+        return self.history

@@ -304,3 +304,28 @@ def test_predict_change_adds_the_last_input_step_to_the_same_network():
     assert "predict_change=True" in repr(change)
     with pytest.raises(ValueError, match="needs out_channels <= in_channels"):
         small_config(out_channels=2, predict_change=True)
+
+
+# --- the notebook 07 widget: a thin shell over STGCNConfig, count_parameters and train_forecaster ---------
+def test_stgcn_playground_describes_refuses_and_trains():
+    from helpers.data import make_splits
+    from helpers.widgets import STGCNPlayground
+
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(120, 7, 2, generator=g).cumsum(dim=0) * 0.1
+    splits = make_splits(values, input_len=8, output_len=2)
+    pg = STGCNPlayground(splits, ring_graph(), epochs=2, widths="8,4,8", Kt=2)
+    expected = count_parameters(STGCN(pg.config(), ring_graph()))
+    assert pg.info.value == (f"2 block(s) of 8,4,8 channels, Kt=2, Chebyshev, Ks=3: {expected:,} parameters, "
+                             f"4 time step(s) reach the output block")
+    pg.graph.value = "gcn"
+    assert "first-order GCN" in pg.info.value and pg.config().graph_conv == "gcn"
+    pg.kt.value, pg.blocks.value = 4, 3  # 3 blocks remove 18 steps from a window of 8
+    assert pg.info.value.startswith("not possible: input_len=8 is too short") and pg.button.disabled
+    pg.kt.value, pg.blocks.value = 2, 1
+    before = pg.plot.value
+    history = pg.run()
+    assert len(history.train_loss) == 2 and pg.plot.value != before and not pg.button.disabled
+    assert pg.status.value.startswith("test MAE per step: ") and len(pg.test_mae) == 2
+    with pytest.raises(ValueError, match="widths must be one of"):
+        STGCNPlayground(splits, ring_graph(), widths="5,5,5")
