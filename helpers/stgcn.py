@@ -373,7 +373,7 @@ class STGCN(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return (f"nodes={c.num_nodes}, input_len={c.input_len} -> horizon={c.horizon}, graph_conv={c.graph_conv!r}"
-                f"{'' if c.graph_conv == 'gcn' else f' (Ks={c.Ks})'}, Kt={c.Kt}, gate={c.gate!r}, norm={c.norm!r}, "
+                f"{'' if c.graph_conv == 'gcn' else f' (Ks={c.Ks})'}, Kt={c.Kt}, gate={c.gate!r}, norm={c.norm!r}"
                 f"{', predict_change=True' if c.predict_change else ''}, parameters={count_parameters(self):,}")
 
 

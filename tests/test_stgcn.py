@@ -268,6 +268,7 @@ def test_repr_says_what_the_model_is():
     text = repr(model)
     assert f"parameters={count_parameters(model):,}" in text
     assert "input_len=8 -> horizon=3" in text and "graph_conv='cheb' (Ks=3)" in text
+    assert f"norm='layer', parameters={count_parameters(model):,}" in text
     assert "TemporalGatedConv(\n" in text and "1, 8, Kt=2, gate='glu'" in text
     assert "ChebGraphConv(8, 4, K=3" in text and "Align(\n        8, 4, project" in text
 
