@@ -751,7 +751,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-len", type=_positive(int), default=12, help="steps the model sees")
     p.add_argument("--horizon", type=_positive(int), default=3, help="steps it predicts")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="folder for checkpoint.pt, metrics.json and predictions.png")
+    p.add_argument("--out", default=None,
+                   help="folder for checkpoint.pt, metrics.json and predictions.png (default: runs/DATA-MODEL)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
                    help="under torchrun: how processes exchange gradients (auto: nccl on GPUs, gloo on CPUs)")
@@ -870,13 +871,18 @@ def _forecast_png(ds, splits, pred: torch.Tensor, target: torch.Tensor, title: s
     return buffer.getvalue()
 
 
+def default_out(data: str, model: str) -> Path:
+    """The output folder when --out is not given: runs/<data name>-<model>, e.g. runs/metro-stgcn."""
+    return Path("runs") / f"{Path(data).name or 'data'}-{model}"
+
+
 def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     """Load, train (or fit a baseline), evaluate on the test part, write --out; returns the results dict."""
     from helpers.data import add_time_of_day, make_splits
     from helpers.notebook import seed_everything
     from helpers.stgcn import count_parameters
 
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_out(args.data, args.model)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: expected a folder (or a new name), got the file {out}")
     if args.resume and not (out / "checkpoint.pt").is_file():

@@ -535,3 +535,16 @@ def test_plot_forecast_breaks_lines_at_time_gaps_and_checks_shapes():
         plot_forecast(torch.arange(5.0), {"bad": torch.arange(4.0)}, ax=ax)
     with pytest.raises(ValueError, match="times: expected shape"):
         plot_forecast(torch.arange(5.0), {}, times[:3], ax=ax)
+
+
+def test_cli_default_out_folder(tmp_path, monkeypatch, capsys):
+    """Without --out the results go to runs/<data>-<model> under the working directory."""
+    from helpers.train import default_out
+
+    assert default_out("metro", "stgcn") == Path("runs/metro-stgcn")
+    assert default_out(str(tmp_path / "my-net"), "lstm") == Path("runs/my-net-lstm")
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run_cli(["--data", "metro", "--model", "persistence", "--horizon", "2", "--json"], capsys)
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "runs/metro-persistence").iterdir()) == [
+        "metrics.json", "predictions.png"]
