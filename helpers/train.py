@@ -419,8 +419,7 @@ def fit(
         _check_loader(val_loader, "val_loader")
     if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
         raise ValueError(f"patience must be an int >= 1 or None, got {patience!r}")
-    runtime = runtime or Runtime(next(model.parameters()).device if any(True for _ in model.parameters())
-                                 else torch.device("cpu"))
+    runtime = runtime or Runtime(next(model.parameters()).device)  # by default, where the model is
     device = runtime.device
     model.to(device)
     state = TrainState(model, optimizer, scheduler, History(), epochs)
