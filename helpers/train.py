@@ -40,6 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from helpers.data import _write_atomic  # temp file beside the target, then os.replace
+from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
 
 __all__ = [
     "History",
@@ -634,8 +635,6 @@ def forecast_metrics(pred: torch.Tensor, target: torch.Tensor, null_value: float
     (`helpers.metrics.horizon_metrics` plus "overall", which pools every step: the RMSE of all errors, not
     the mean of per-step RMSEs).
     """
-    from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
-
     table = horizon_metrics(pred, target, null_value=null_value, min_target=min_target)
     table["overall"] = {
         "mae": masked_mae(pred, target, null_value).item(),
