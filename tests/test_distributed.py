@@ -53,12 +53,7 @@ def job_env(rank=0, world=2, local_world=2, **extra) -> dict:
     return env | extra
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- who am I: ranks, backends, bad launches ------------------------------------------------------------

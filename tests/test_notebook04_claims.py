@@ -17,13 +17,7 @@ from helpers.metrics import masked_mae
 from helpers.optim import optimiser_paths, scaled_lr, warmup_factor
 from helpers.train import fit, make_optimizer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the notebook: setup_notebook(seed=0, threads=1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,7 @@ from helpers.metrics import masked_mae, masked_rmse
 from helpers.models import fit_lstm_forecaster, gradient_norms_through_time
 from helpers.train import baseline_forecast, evaluate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the notebook: setup_notebook(seed=0, threads=1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_lstm_beats_persistence_and_historical_average_at_every_step():

@@ -15,13 +15,7 @@ def task():
     return next_step_task(load_metro())
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The notebook runs on one thread (helpers.setup_notebook(threads=1)); so do these tests."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_gcn_beats_the_mlp_and_both_beat_the_historical_average(task):

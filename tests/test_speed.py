@@ -27,13 +27,7 @@ from helpers.speed import (
 from helpers.stgcn import STGCN, STGCNConfig, count_parameters
 from helpers.train import Callback, StopOnNonFiniteLoss, fit, warmup_cosine, warmup_cosine_factor
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _ring(n: int) -> torch.Tensor:

@@ -14,14 +14,7 @@ from helpers.widgets import (
     training_figure,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread is fastest, and immune to other processes competing for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_explorer_settings_maps_controls_to_each_optimiser():
@@ -128,7 +121,6 @@ def test_explorer_rejects_unknown_names():
 
 
 def _playground(**kwargs):
-    import torch
     import torch.nn.functional as F
     from torch import nn
     from torch.utils.data import TensorDataset
