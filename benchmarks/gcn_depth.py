@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
 
-from helpers.data import load_metro
+from helpers.data import load_metro, write_atomic
 from helpers.graph import normalized_adjacency, propagate, to_sparse
 from helpers.node_task import next_step_task, node_model
 from helpers.speed import median_seconds, memory_breakdown, peak_memory
@@ -97,12 +96,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {THREADS} thread",
     }
     RESULTS.parent.mkdir(exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=RESULTS.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(result, out, indent=1)
-        out.write("\n")
-    os.chmod(temp, 0o644)
-    os.replace(temp, RESULTS)
+    write_atomic(RESULTS, (json.dumps(result, indent=1) + "\n").encode())
     print(f"wrote {RESULTS}")
 
 

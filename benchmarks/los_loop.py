@@ -39,7 +39,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from helpers.data import _write_atomic, load_los_loop, make_splits  # noqa: E402
+from helpers.data import load_los_loop, make_splits, write_atomic  # noqa: E402
 from helpers.notebook import seed_everything  # noqa: E402
 from helpers.speed import peak_memory  # noqa: E402
 from helpers.stgcn import STGCN, STGCNConfig, count_parameters  # noqa: E402
@@ -227,7 +227,7 @@ def main() -> None:
     print(table(result, result["unit"]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, (json.dumps(result, indent=2) + "\n").encode())
+    write_atomic(out, (json.dumps(result, indent=2) + "\n").encode())
     print(f"wrote {out}")
 
 

@@ -32,7 +32,7 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers.data import _write_atomic, load_metro, make_splits  # noqa: E402
+from helpers.data import load_metro, make_splits, write_atomic  # noqa: E402
 from helpers.speed import fuse_conv_bn, measure_step, median_seconds, memory_breakdown, peak_memory  # noqa: E402
 from helpers.stgcn import STGCN, STGCNConfig, count_parameters  # noqa: E402
 
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     result["seconds"] = time.perf_counter() - started
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, (json.dumps(result, indent=1) + "\n").encode())
+    write_atomic(out, (json.dumps(result, indent=1) + "\n").encode())
     print(f"STGCN {count_parameters(model):,} parameters, batch {batch_size}, {args.threads} threads")
     print("memory of one step (MB):", {k: round(v / 1e6, 2) for k, v in result["memory"].items()})
     print(format_table(result["cpu"]))

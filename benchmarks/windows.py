@@ -18,14 +18,13 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from helpers.data import sliding_windows
+from helpers.data import sliding_windows, write_atomic
 
 STEPS, NODES, INPUT_LEN, OUTPUT_LEN = 100_000, 200, 12, 3
 RESULTS = Path(__file__).resolve().parent / "results" / "windows.json"
@@ -98,12 +97,7 @@ def main() -> None:
     print(f"(stacking the windows into new tensors would take {copy_bytes / 2**30:.2f} GiB)")
 
     RESULTS.parent.mkdir(exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=RESULTS.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        json.dump(result, out, indent=1)
-        out.write("\n")
-    os.chmod(temp, 0o644)
-    os.replace(temp, RESULTS)
+    write_atomic(RESULTS, (json.dumps(result, indent=1) + "\n").encode())
     print(f"wrote {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
 
 

@@ -631,7 +631,7 @@ def save_metro(ds: GraphTimeSeries, folder: str | os.PathLike) -> Path:
             _write_zip_entry(archive, f"{name}.npy", npy.getvalue())
         _write_zip_entry(archive, "meta.json", json.dumps(header, indent=1).encode() + b"\n")
     path = folder / METRO_FILE
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     return path
 
 
@@ -643,7 +643,7 @@ def _write_zip_entry(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     archive.writestr(info, data, compresslevel=9)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to a temporary file beside `path`, then rename it over `path`."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -839,9 +839,9 @@ def save_csv_folder(ds: GraphTimeSeries, folder: str | os.PathLike, channel: int
     for t, row in enumerate(ds.values[..., channel].tolist()):
         cells = ["" if math.isnan(v) else format(v, ".7g") for v in row]
         writer.writerow(([times[t]] if times else []) + cells)
-    _write_atomic(folder / "series.csv", series.getvalue().encode())
+    write_atomic(folder / "series.csv", series.getvalue().encode())
     adjacency = "\n".join(",".join(format(v, ".7g") for v in row) for row in ds.adjacency.tolist()) + "\n"
-    _write_atomic(folder / "adjacency.csv", adjacency.encode())
+    write_atomic(folder / "adjacency.csv", adjacency.encode())
     return folder
 
 

@@ -309,7 +309,7 @@ def _print_line(line: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """`torchrun --nproc_per_node=N -m helpers.distributed --out weights.pt`: run `demo_training` on N processes;
     rank 0 writes the final weights to --out (atomically). Returns the exit status (2 for a bad launch)."""
-    from helpers.data import _write_atomic
+    from helpers.data import write_atomic
 
     p = argparse.ArgumentParser(prog="python -m helpers.distributed", description=main.__doc__)
     p.add_argument("--batch-size", type=int, default=8, help="samples per process and step")
@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out and runtime.is_main:
         buffer = io.BytesIO()
         torch.save(weights, buffer)
-        _write_atomic(Path(args.out), buffer.getvalue())
+        write_atomic(Path(args.out), buffer.getvalue())
     shutdown()
     return 0
 

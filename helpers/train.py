@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from helpers.data import _write_atomic  # temp file beside the target, then os.replace
+from helpers.data import write_atomic
 from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
 
 __all__ = [
@@ -563,7 +563,7 @@ def save_checkpoint(obj: dict, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     return path
 
 
@@ -919,8 +919,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     result["metrics"] = forecast_metrics(pred, target, min_target=min_target)
     result["out"] = str(out)
     if runtime.is_main:
-        _write_atomic(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
-        _write_atomic(out / "predictions.png", _forecast_png(ds, splits, pred, target, f"{args.model} on {args.data}"))
+        write_atomic(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
+        write_atomic(out / "predictions.png", _forecast_png(ds, splits, pred, target, f"{args.model} on {args.data}"))
     return result
 
 

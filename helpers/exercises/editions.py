@@ -9,13 +9,13 @@ included); it becomes `raise NotImplementedError(...)` at the indentation of the
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from helpers.data import write_atomic
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 _REGION = re.compile(rf"^([ \t]*){re.escape(BEGIN)}[^\n]*\n.*?^[ \t]*{re.escape(END)}[^\n]*$", re.S | re.M)
@@ -40,28 +40,16 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def write_atomically(nb: nbformat.NotebookNode, path: Path) -> None:
-    """Write `nb` to `path` through a temporary file and a rename, so a crash leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_student_editions(source_dir: Path, target_dir: Path) -> list[Path]:
     """Write the student edition of every `*.ipynb` in `source_dir` into `target_dir`."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
     if source_dir.resolve() == target_dir.resolve():
         raise ValueError(f"the student folder must differ from the notebook folder, got {target_dir} twice")
+    target_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(source_dir.glob("*.ipynb")):
         out = target_dir / path.name
-        write_atomically(student_notebook(nbformat.read(path, as_version=4)), out)
+        write_atomic(out, nbformat.writes(student_notebook(nbformat.read(path, as_version=4))).encode())
         written.append(out)
     return written
 
