@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import inspect
 import random
+import textwrap
 
 import numpy as np
 import torch
+
+from helpers.checks import check_int
 
 #: Threads torch uses in the notebooks. Results depend on the thread count (the order of
 #: floating-point sums changes), so it is fixed rather than taken from the machine.
@@ -19,8 +22,7 @@ def seed_everything(seed: int) -> torch.Generator:
     Returns a `torch.Generator` seeded with `seed`, to hand to a `DataLoader(generator=...)`
     so that shuffling is reproducible too.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -59,7 +61,7 @@ def show_source(obj) -> object:
     In a notebook the result renders as highlighted code; elsewhere it prints as plain text.
     """
     try:
-        source = inspect.getsource(obj)
+        source = textwrap.dedent(inspect.getsource(obj))  # a method without its class's indentation
     except (TypeError, OSError) as exc:
         raise ValueError(f"show_source expects a function, class or module defined in Python, got {obj!r}") from exc
     return _Source(source, getattr(obj, "__qualname__", getattr(obj, "__name__", "source")))

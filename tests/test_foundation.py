@@ -32,7 +32,7 @@ def test_seed_everything_makes_python_numpy_and_torch_repeat():
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "0", None, True])
 def test_seed_everything_rejects_bad_seeds(bad):
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
         helpers.seed_everything(bad)
 
 
