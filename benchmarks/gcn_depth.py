@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from helpers.data import load_metro, write_atomic
+from helpers.data import load_metro
+from helpers.files import write_atomic
 from helpers.graph import normalized_adjacency, propagate, to_sparse
 from helpers.node_task import next_step_task, node_model
 from helpers.speed import median_seconds, memory_breakdown, peak_memory

@@ -39,14 +39,14 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from helpers.data import load_los_loop, make_splits, write_atomic  # noqa: E402
+from helpers.data import load_los_loop, make_splits  # noqa: E402
+from helpers.files import write_atomic  # noqa: E402
+from helpers.models import STGCN, STGCNConfig, baseline_forecast, count_parameters  # noqa: E402
 from helpers.notebook import seed_everything  # noqa: E402
 from helpers.speed import peak_memory  # noqa: E402
-from helpers.stgcn import STGCN, STGCNConfig, count_parameters  # noqa: E402
 from helpers.train import (  # noqa: E402
     Callback,
     TrainState,
-    baseline_forecast,
     evaluate,
     forecast_metrics,
     masked_loss,

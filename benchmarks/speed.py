@@ -32,9 +32,10 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers.data import load_metro, make_splits, write_atomic  # noqa: E402
+from helpers.data import load_metro, make_splits  # noqa: E402
+from helpers.files import write_atomic  # noqa: E402
+from helpers.models import STGCN, STGCNConfig, count_parameters  # noqa: E402
 from helpers.speed import fuse_conv_bn, measure_step, median_seconds, memory_breakdown, peak_memory  # noqa: E402
-from helpers.stgcn import STGCN, STGCNConfig, count_parameters  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
 MEMORY_TRICKS = ("inplace", "free", "accumulate", "checkpoint")

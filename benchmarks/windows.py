@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from helpers.data import sliding_windows, write_atomic
+from helpers.data import sliding_windows
+from helpers.files import write_atomic
 
 STEPS, NODES, INPUT_LEN, OUTPUT_LEN = 100_000, 200, 12, 3
 RESULTS = Path(__file__).resolve().parent / "results" / "windows.json"

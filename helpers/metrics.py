@@ -1,4 +1,5 @@
-"""Forecast errors that ignore missing targets: masked MAE, RMSE and MAPE, per horizon step or overall.
+"""Forecast errors that ignore missing targets: masked MAE, RMSE and MAPE, per horizon step or
+overall, and `horizon_metrics`, the three per step as a table.
 
 pred and target: (batch, horizon, nodes) or (batch, horizon, nodes, channels), in the same units
 (invert any scaling first). A target is missing when it is NaN, or equal to `null_value` when that
@@ -12,41 +13,43 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
+
+__all__ = ["masked_mae", "masked_rmse", "masked_mape", "horizon_metrics"]
 
 
-def _observed(pred: torch.Tensor, target: torch.Tensor, null_value: float) -> torch.Tensor:
-    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise ValueError(f"pred, target: expected tensors, got {type(pred).__name__} and {type(target).__name__}")
+def _observed(pred: Tensor, target: Tensor, null_value: float) -> Tensor:
+    if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
+        raise ValueError(f"pred, target: expected tensors, "
+                         f"got {type(pred).__name__} and {type(target).__name__}")
     if pred.shape != target.shape:
-        raise ValueError(f"pred, target: expected the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(f"pred, target: expected the same shape, "
+                         f"got {tuple(pred.shape)} and {tuple(target.shape)}")
     if target.ndim not in (3, 4):
-        raise ValueError(
-            f"target: expected (batch, horizon, nodes) or (batch, horizon, nodes, channels), got {tuple(target.shape)}"
-        )
+        raise ValueError("target: expected (batch, horizon, nodes) or (batch, horizon, nodes, "
+                         f"channels), got {tuple(target.shape)}")
     mask = ~torch.isnan(target)
     if not math.isnan(null_value):
         mask &= target != null_value
     return mask
 
 
-def _masked_mean(error: torch.Tensor, mask: torch.Tensor, per_horizon: bool) -> torch.Tensor:
+def _masked_mean(error: Tensor, mask: Tensor, per_horizon: bool) -> Tensor:
     """Mean of `error` over the entries where mask is True: a scalar, or (horizon,) per step."""
     error = torch.where(mask, error, torch.zeros_like(error))  # drops inf/NaN at masked entries too
-    dims = tuple(d for d in range(error.ndim) if d != 1) if per_horizon else tuple(range(error.ndim))
+    dims = tuple(d for d in range(error.ndim) if not (per_horizon and d == 1))
     return error.sum(dim=dims) / mask.sum(dim=dims)
 
 
-def masked_mae(
-    pred: torch.Tensor, target: torch.Tensor, null_value: float = float("nan"), per_horizon: bool = False
-) -> torch.Tensor:
+def masked_mae(pred: Tensor, target: Tensor, null_value: float = float("nan"),
+               per_horizon: bool = False) -> Tensor:
     """Mean absolute error over observed targets: a scalar, or (horizon,) with per_horizon=True."""
     mask = _observed(pred, target, null_value)
     return _masked_mean((pred - target).abs(), mask, per_horizon)
 
 
-def masked_rmse(
-    pred: torch.Tensor, target: torch.Tensor, null_value: float = float("nan"), per_horizon: bool = False
-) -> torch.Tensor:
+def masked_rmse(pred: Tensor, target: Tensor, null_value: float = float("nan"),
+                per_horizon: bool = False) -> Tensor:
     """Root mean squared error over observed targets: sqrt of the masked mean squared error.
 
     Overall, the root of the mean over every observed entry (not the mean of per-step RMSEs).
@@ -55,13 +58,8 @@ def masked_rmse(
     return _masked_mean((pred - target) ** 2, mask, per_horizon).sqrt()
 
 
-def masked_mape(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    null_value: float = float("nan"),
-    per_horizon: bool = False,
-    min_target: float = 1e-6,
-) -> torch.Tensor:
+def masked_mape(pred: Tensor, target: Tensor, null_value: float = float("nan"),
+                per_horizon: bool = False, min_target: float = 1e-6) -> Tensor:
     """Mean absolute percentage error as a FRACTION (0.12 = 12%) over observed targets.
 
     Targets with |target| < min_target are left out as well as missing ones: a percentage of
@@ -72,17 +70,17 @@ def masked_mape(
     return _masked_mean((pred - target).abs() / target.abs(), mask, per_horizon)
 
 
-def horizon_metrics(
-    pred: torch.Tensor, target: torch.Tensor, null_value: float = float("nan"), min_target: float = 1e-6
-) -> dict[str, list[float]]:
+def horizon_metrics(pred: Tensor, target: Tensor, null_value: float = float("nan"),
+                    min_target: float = 1e-6) -> dict[str, list[float]]:
     """MAE, RMSE and MAPE (fraction) per horizon step, for tables and plots.
 
-    Returns {"step": [1, ..., horizon], "mae": [...], "rmse": [...], "mape": [...]} as Python numbers.
+    Returns {"step": [1, ..., horizon], "mae": [...], "rmse": [...], "mape": [...]}, Python numbers.
     """
     pred, target = pred.detach(), target.detach()
+    mape = masked_mape(pred, target, null_value, per_horizon=True, min_target=min_target)
     return {
         "step": list(range(1, target.shape[1] + 1)),
         "mae": masked_mae(pred, target, null_value, per_horizon=True).tolist(),
         "rmse": masked_rmse(pred, target, null_value, per_horizon=True).tolist(),
-        "mape": masked_mape(pred, target, null_value, per_horizon=True, min_target=min_target).tolist(),
+        "mape": mape.tolist(),
     }

@@ -11,6 +11,8 @@ import torch
 
 from helpers.checks import check_int
 
+__all__ = ["NOTEBOOK_THREADS", "seed_everything", "setup_notebook", "show_source"]
+
 #: Threads torch uses in the notebooks. Results depend on the thread count (the order of
 #: floating-point sums changes), so it is fixed rather than taken from the machine.
 NOTEBOOK_THREADS = 2
@@ -63,7 +65,8 @@ def show_source(obj) -> object:
     try:
         source = textwrap.dedent(inspect.getsource(obj))  # a method without its class's indentation
     except (TypeError, OSError) as exc:
-        raise ValueError(f"show_source expects a function, class or module defined in Python, got {obj!r}") from exc
+        raise ValueError(f"show_source expects a function, class or module defined in Python, "
+                         f"got {obj!r}") from exc
     return _Source(source, getattr(obj, "__qualname__", getattr(obj, "__name__", "source")))
 
 

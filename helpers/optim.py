@@ -1,7 +1,8 @@
-"""Optimisers written out as plain update functions, 2-D loss surfaces, and optimiser paths on them.
+"""Optimizers written out as plain update functions, 2-D loss surfaces, and optimizer paths on them
+(notebook 04).
 
 Each `*_step(param, grad, state, **hyper)` takes a parameter tensor, its gradient and a state dict
-(the optimiser's memory: moving averages, step count; empty before the first step), updates `state`
+(the optimizer's memory: moving averages, step count; empty before the first step), updates `state`
 in place and returns the new parameter. The formulas are torch.optim's, in the same order, so a
 model trained with these functions follows `torch.optim.SGD / Adagrad / RMSprop / Adam` to
 floating-point rounding (tests/test_optim.py checks it over hundreds of steps). The state keys are
@@ -15,8 +16,9 @@ Use on a model::
         for name, p in model.named_parameters():
             p.copy_(adam_step(p, p.grad, states[name], lr=1e-3))
 
-The surfaces take points `xy: (..., 2)` and return losses `(...)`; `optimiser_paths` runs several
-optimisers from one start on a surface with one gradient evaluation per step for all of them.
+The surfaces take points `xy: (..., 2)` and return losses `(...)`; `optimizer_paths` runs several
+optimizers from one start on a surface with one gradient evaluation per step for all of them.
+Learning-rate schedules (`warmup_factor`, `scaled_lr`) live in `helpers.train`.
 """
 
 from __future__ import annotations
@@ -28,24 +30,24 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from helpers.checks import check_int, check_number
+
 __all__ = [
     "sgd_step",
     "momentum_step",
     "adagrad_step",
     "rmsprop_step",
     "adam_step",
-    "OPTIMISERS",
+    "OPTIMIZERS",
     "ill_conditioned_bowl",
     "rosenbrock",
     "saddle",
     "Surface",
     "SURFACES",
     "get_surface",
-    "OptimiserPath",
-    "optimiser_paths",
+    "OptimizerPath",
+    "optimizer_paths",
     "surface_grid",
-    "warmup_factor",
-    "scaled_lr",
 ]
 
 
@@ -54,22 +56,36 @@ __all__ = [
 
 def _check_tensors(param: Tensor, grad: Tensor, state: dict) -> None:
     if not isinstance(param, Tensor) or not isinstance(grad, Tensor):
-        raise ValueError(f"param and grad must be tensors, got {type(param).__name__} and {type(grad).__name__}")
+        raise ValueError(f"param and grad must be tensors, got {type(param).__name__} and "
+                         f"{type(grad).__name__}")
     if not param.is_floating_point():
         raise ValueError(f"param must be a floating-point tensor, got dtype {param.dtype}")
     if grad.shape != param.shape:
-        raise ValueError(f"grad must have the shape of param {tuple(param.shape)}, got {tuple(grad.shape)}")
+        raise ValueError(f"grad must have the shape of param {tuple(param.shape)}, "
+                         f"got {tuple(grad.shape)}")
     if not isinstance(state, dict):
-        raise ValueError(f"state must be a dict (empty before the first step), got {type(state).__name__}")
+        raise ValueError(f"state must be a dict (empty before the first step), "
+                         f"got {type(state).__name__}")
 
 
-def _check_range(name: str, value: float, low: float, high: float = math.inf, high_open: bool = True) -> None:
-    bad_type = isinstance(value, bool) or not isinstance(value, (int, float))
-    above = value >= high if high_open else value > high
-    if bad_type or not math.isfinite(value) or value < low or above:
-        bracket = ")" if high_open else "]"
-        upper = "inf" if high == math.inf else f"{high:g}"
-        raise ValueError(f"{name} must be a number in [{low:g}, {upper}{bracket}, got {value!r}")
+def _at_least_zero(**values: float) -> None:
+    """Each value a finite number >= 0 (learning rates, eps, weight decay)."""
+    for name, value in values.items():
+        check_number(name, value, 0)
+
+
+def _decay_rates(**values: float) -> None:
+    """Each value a number in [0, 1) (momentum, the decay rates of moving averages)."""
+    for name, value in values.items():
+        check_number(name, value, 0, 1, high_open=True)
+
+
+def _check_betas(betas: tuple[float, float]) -> tuple[float, float]:
+    """Adam's (beta1, beta2), each a decay rate in [0, 1)."""
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    _decay_rates(beta1=betas[0], beta2=betas[1])
+    return betas[0], betas[1]
 
 
 def _with_weight_decay(param: Tensor, grad: Tensor, weight_decay: float) -> Tensor:
@@ -80,15 +96,15 @@ def _with_weight_decay(param: Tensor, grad: Tensor, weight_decay: float) -> Tens
 # --- the five update rules ------------------------------------------------------------------------
 
 
-def sgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, weight_decay: float = 0.0) -> Tensor:
+def sgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, weight_decay: float = 0.0
+             ) -> Tensor:
     """Plain (stochastic) gradient descent: p <- p - lr * g.  Like `torch.optim.SGD(momentum=0)`.
 
     param, grad: tensors of one shape (any); state: unused (kept for a uniform signature).
     Returns the new parameter, same shape.
     """
     _check_tensors(param, grad, state)
-    _check_range("lr", lr, 0.0)
-    _check_range("weight_decay", weight_decay, 0.0)
+    _at_least_zero(lr=lr, weight_decay=weight_decay)
     grad = _with_weight_decay(param, grad, weight_decay)
     return param.add(grad, alpha=-lr)
 
@@ -115,14 +131,12 @@ def momentum_step(
     `momentum_buffer` (param's shape). Returns the new parameter.
     """
     _check_tensors(param, grad, state)
-    _check_range("lr", lr, 0.0)
-    _check_range("momentum", momentum, 0.0, 1.0)
-    _check_range("dampening", dampening, 0.0, 1.0, high_open=False)
-    _check_range("weight_decay", weight_decay, 0.0)
+    _at_least_zero(lr=lr, weight_decay=weight_decay)
+    _decay_rates(momentum=momentum)
+    check_number("dampening", dampening, 0, 1)
     if nesterov and (momentum == 0 or dampening != 0):
-        raise ValueError(
-            f"nesterov needs momentum > 0 and dampening = 0, got momentum={momentum}, dampening={dampening}"
-        )
+        raise ValueError(f"nesterov needs momentum > 0 and dampening = 0, got momentum={momentum}, "
+                         f"dampening={dampening}")
     grad = _with_weight_decay(param, grad, weight_decay)
     if "momentum_buffer" not in state:
         buf = grad.clone()
@@ -144,7 +158,8 @@ def adagrad_step(
     weight_decay: float = 0.0,
     initial_accumulator_value: float = 0.0,
 ) -> Tensor:
-    """AdaGrad: divide by the root of the running SUM of squared gradients.  Like `torch.optim.Adagrad`.
+    """AdaGrad: divide by the root of the running SUM of squared gradients.
+    Like `torch.optim.Adagrad`.
 
         sum <- sum + g * g
         p   <- p - clr * g / (sqrt(sum) + eps),   clr = lr / (1 + (step - 1) * lr_decay)
@@ -153,11 +168,8 @@ def adagrad_step(
     state gains `sum` (param's shape) and `step` (int). Returns the new parameter.
     """
     _check_tensors(param, grad, state)
-    _check_range("lr", lr, 0.0)
-    _check_range("eps", eps, 0.0)
-    _check_range("lr_decay", lr_decay, 0.0)
-    _check_range("weight_decay", weight_decay, 0.0)
-    _check_range("initial_accumulator_value", initial_accumulator_value, 0.0)
+    _at_least_zero(lr=lr, eps=eps, lr_decay=lr_decay, weight_decay=weight_decay,
+                   initial_accumulator_value=initial_accumulator_value)
     if "sum" not in state:
         state["sum"], state["step"] = torch.full_like(param, initial_accumulator_value), 0
     state["step"] += 1
@@ -180,25 +192,24 @@ def rmsprop_step(
     centered: bool = False,
     weight_decay: float = 0.0,
 ) -> Tensor:
-    """RMSProp: divide by the root of a moving AVERAGE of squared gradients.  Like `torch.optim.RMSprop`.
+    """RMSProp: divide by the root of a moving AVERAGE of squared gradients.
+    Like `torch.optim.RMSprop`.
 
-        v   <- alpha * v + (1 - alpha) * g * g       (centred: subtract the squared mean gradient)
-        p   <- p - lr * g / (sqrt(v) + eps)          (with momentum: buf <- momentum buf + g / (...),
-                                                      p <- p - lr * buf)
+        v   <- alpha * v + (1 - alpha) * g * g   (centred: subtract the squared mean gradient)
+        p   <- p - lr * g / (sqrt(v) + eps)      (with momentum: buf <- momentum buf + g / (...),
+                                                  p <- p - lr * buf)
 
     Unlike AdaGrad the average forgets old gradients, so steps do not shrink for ever. eps is
     added after the square root. state gains `square_avg` (and `momentum_buffer`, `grad_avg`
     when used) and `step`. Returns the new parameter.
     """
     _check_tensors(param, grad, state)
-    _check_range("lr", lr, 0.0)
-    _check_range("alpha", alpha, 0.0, 1.0)
-    _check_range("eps", eps, 0.0)
-    _check_range("momentum", momentum, 0.0, 1.0)
-    _check_range("weight_decay", weight_decay, 0.0)
+    _at_least_zero(lr=lr, eps=eps, weight_decay=weight_decay)
+    _decay_rates(alpha=alpha, momentum=momentum)
     if "square_avg" not in state:
         state["square_avg"], state["step"] = torch.zeros_like(param), 0
-        state["momentum_buffer"], state["grad_avg"] = torch.zeros_like(param), torch.zeros_like(param)
+        state["momentum_buffer"] = torch.zeros_like(param)
+        state["grad_avg"] = torch.zeros_like(param)
     state["step"] += 1
     grad = _with_weight_decay(param, grad, weight_decay)
     state["square_avg"] = state["square_avg"].mul(alpha).addcmul(grad, grad, value=1 - alpha)
@@ -225,7 +236,8 @@ def adam_step(
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
 ) -> Tensor:
-    """Adam with bias correction.  Like `torch.optim.Adam` (and `AdamW` with decoupled_weight_decay).
+    """Adam with bias correction.  Like `torch.optim.Adam` (and `AdamW` with
+    decoupled_weight_decay).
 
         m <- beta1 * m + (1 - beta1) * g                 (first moment: momentum)
         v <- beta2 * v + (1 - beta2) * g * g             (second moment: RMSProp's average)
@@ -237,16 +249,11 @@ def adam_step(
     state gains `exp_avg`, `exp_avg_sq` (param's shape) and `step`. Returns the new parameter.
     """
     _check_tensors(param, grad, state)
-    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    beta1, beta2 = betas
-    _check_range("lr", lr, 0.0)
-    _check_range("beta1", beta1, 0.0, 1.0)
-    _check_range("beta2", beta2, 0.0, 1.0)
-    _check_range("eps", eps, 0.0)
-    _check_range("weight_decay", weight_decay, 0.0)
+    beta1, beta2 = _check_betas(betas)
+    _at_least_zero(lr=lr, eps=eps, weight_decay=weight_decay)
     if "exp_avg" not in state:
-        state["exp_avg"], state["exp_avg_sq"], state["step"] = torch.zeros_like(param), torch.zeros_like(param), 0
+        state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(param), torch.zeros_like(param)
+        state["step"] = 0
     state["step"] += 1
     t = state["step"]
     if decoupled_weight_decay:
@@ -261,47 +268,13 @@ def adam_step(
 
 
 #: The update rules by display name, in the order the notebook introduces them.
-OPTIMISERS: dict[str, Callable[..., Tensor]] = {
+OPTIMIZERS: dict[str, Callable[..., Tensor]] = {
     "SGD": sgd_step,
     "Momentum": momentum_step,
     "AdaGrad": adagrad_step,
     "RMSProp": rmsprop_step,
     "Adam": adam_step,
 }
-
-
-# --- learning-rate schedules and scaling -----------------------------------------------------------
-
-
-def warmup_factor(step: int, warmup_steps: int) -> float:
-    """Linear warmup: the factor (step + 1) / warmup_steps for the first warmup_steps steps, then 1.
-
-    Made for `torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_factor, warmup_steps=W))`:
-    LambdaLR calls it with step = 0 before the first update, so update k (from 1) uses lr * k / W.
-    warmup_steps = 0 means no warmup.
-    """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be an int >= 0, got {step!r}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
-    return 1.0 if step >= warmup_steps else (step + 1) / warmup_steps
-
-
-def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int, rule: str = "linear") -> float:
-    """Scale a learning rate tuned at base_batch_size to batch_size.
-
-    rule "linear": lr * (batch / base) (keeps the update per epoch of SGD the same; Goyal et al. 2017);
-    "sqrt": lr * sqrt(batch / base) (keeps the variance of the update the same; often used for Adam);
-    "none": lr unchanged.
-    """
-    rules = {"linear": 1.0, "sqrt": 0.5, "none": 0.0}
-    if rule not in rules:
-        raise ValueError(f"rule must be one of {list(rules)}, got {rule!r}")
-    _check_range("base_lr", base_lr, 0.0)
-    for name, value in (("base_batch_size", base_batch_size), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return base_lr * (batch_size / base_batch_size) ** rules[rule]
 
 
 # --- 2-D loss surfaces ----------------------------------------------------------------------------
@@ -344,7 +317,7 @@ def saddle(points: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Surface:
-    """A 2-D loss surface with a start point, a view window and suggested settings for the explorer."""
+    """A 2-D loss surface with a start point, a view window and suggested explorer settings."""
 
     name: str
     fn: Callable[[Tensor], Tensor]
@@ -375,10 +348,10 @@ SURFACES: dict[str, Surface] = {
             lr=0.1,
             steps=60,
         ),
-        Surface("Rosenbrock", rosenbrock, (-1.2, 1.0), (1.0, 1.0), 0.0, (-2.0, 2.0), (-1.0, 3.0), lr=1e-3, steps=300),
-        Surface(
-            "saddle", saddle, (-2.5, 0.01), (0.0, math.sqrt(2.0)), -1.0, (-3.0, 3.0), (-2.5, 2.5), lr=0.05, steps=80
-        ),
+        Surface("Rosenbrock", rosenbrock, (-1.2, 1.0), (1.0, 1.0), 0.0, (-2.0, 2.0), (-1.0, 3.0),
+                lr=1e-3, steps=300),
+        Surface("saddle", saddle, (-2.5, 0.01), (0.0, math.sqrt(2.0)), -1.0, (-3.0, 3.0),
+                (-2.5, 2.5), lr=0.05, steps=80),
     ]
 }
 
@@ -398,26 +371,25 @@ def surface_grid(surface: str | Surface, resolution: int = 120) -> tuple[Tensor,
     Returns X, Y, Z, each (resolution, resolution), float64; one vectorised call of the surface.
     """
     s = get_surface(surface)
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
+    check_int("resolution", resolution, 2)
     xs = torch.linspace(*s.xlim, resolution, dtype=torch.float64)
     ys = torch.linspace(*s.ylim, resolution, dtype=torch.float64)
     X, Y = torch.meshgrid(xs, ys, indexing="xy")
     return X, Y, s(torch.stack([X, Y], dim=-1))
 
 
-# --- optimiser paths ------------------------------------------------------------------------------
+# --- optimizer paths -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class OptimiserPath:
-    """One optimiser's trajectory: xy (steps + 1, 2) and loss (steps + 1,), NaN after a divergence.
+class OptimizerPath:
+    """One optimizer's trajectory: xy (steps + 1, 2) and loss (steps + 1,), NaN after a divergence.
 
     diverged_at is the first step whose point left the finite range (|x| or |y| > 1e6, or a
     non-finite loss), else None.
     """
 
-    optimiser: str
+    optimizer: str
     xy: Tensor
     loss: Tensor
     diverged_at: int | None
@@ -426,35 +398,24 @@ class OptimiserPath:
 _ESCAPE = 1e6  # a coordinate beyond this counts as diverged
 
 
-def optimiser_paths(
+def optimizer_paths(
     surface: str | Surface,
     hyper: Mapping[str, Mapping[str, object]],
     steps: int,
     start: tuple[float, float] | None = None,
-) -> dict[str, OptimiserPath]:
-    """Run several optimisers from one start on a 2-D surface, in float64.
+) -> dict[str, OptimizerPath]:
+    """Run several optimizers from one start on a 2-D surface, in float64.
 
-    surface: a key of SURFACES or a Surface. hyper: {optimiser name (a key of OPTIMISERS):
+    surface: a key of SURFACES or a Surface. hyper: {optimizer name (a key of OPTIMIZERS):
     keyword arguments of its step function}, e.g. {"SGD": {"lr": 0.1}, "Adam": {"lr": 0.1}}.
     steps: number of updates (>= 1). start: (x, y), default the surface's start.
-    All optimisers' points are stacked as rows of one (k, 2) tensor, so each step needs one
-    gradient evaluation for all of them. Returns {name: OptimiserPath} in the order of `hyper`.
+    All optimizers' points are stacked as rows of one (k, 2) tensor, so each step needs one
+    gradient evaluation for all of them. Returns {name: OptimizerPath} in the order of `hyper`.
     """
     s = get_surface(surface)
-    if not isinstance(hyper, Mapping) or not hyper:
-        raise ValueError(f"hyper must be a non-empty dict {{optimiser name: settings}}, got {hyper!r}")
-    unknown = [name for name in hyper if name not in OPTIMISERS]
-    if unknown:
-        raise ValueError(f"optimisers must be among {list(OPTIMISERS)}, got {unknown}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    start = s.start if start is None else start
-    if len(start) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in start):
-        raise ValueError(f"start must be two finite numbers (x, y), got {start!r}")
-
+    start = _check_paths(hyper, steps, s.start if start is None else start)
     names = list(hyper)
-    steppers = [(OPTIMISERS[name], dict(hyper[name])) for name in names]
-    states: list[dict] = [{} for _ in names]
+    rules = [(OPTIMIZERS[name], dict(hyper[name]), {}) for name in names]  # step, settings, state
     xy = torch.tensor([start] * len(names), dtype=torch.float64)  # (k, 2)
     points = torch.empty((steps + 1, len(names), 2), dtype=torch.float64)
     losses = torch.empty((steps + 1, len(names)), dtype=torch.float64)
@@ -464,16 +425,33 @@ def optimiser_paths(
         (grad,) = torch.autograd.grad(loss.sum(), xy)  # rows are independent: row i gets df/dxy_i
         points[t], losses[t] = xy.detach(), loss.detach()
         if t < steps:
-            xy = torch.stack(
-                [
-                    step(xy[i].detach(), grad[i], state, **kwargs)
-                    for i, ((step, kwargs), state) in enumerate(zip(steppers, states, strict=True))
-                ]
-            )
-    # A path diverges at its first point with a non-finite loss or a coordinate beyond _ESCAPE; cut it there.
+            xy = torch.stack([step(xy[i].detach(), grad[i], state, **settings)
+                              for i, (step, settings, state) in enumerate(rules)])
+    return _cut_at_divergence(names, points, losses)
+
+
+def _check_paths(hyper: Mapping, steps: int, start: tuple[float, float]) -> tuple[float, float]:
+    if not isinstance(hyper, Mapping) or not hyper:
+        raise ValueError(f"hyper must be a non-empty dict {{optimizer name: settings}}, "
+                         f"got {hyper!r}")
+    unknown = [name for name in hyper if name not in OPTIMIZERS]
+    if unknown:
+        raise ValueError(f"optimizers must be among {list(OPTIMIZERS)}, got {unknown}")
+    check_int("steps", steps)
+    if len(start) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in start):
+        raise ValueError(f"start must be two finite numbers (x, y), got {start!r}")
+    return start
+
+
+def _cut_at_divergence(names: list[str], points: Tensor, losses: Tensor
+                       ) -> dict[str, OptimizerPath]:
+    """The paths, each cut (NaN) from its first point with a non-finite loss or a coordinate
+    beyond _ESCAPE. points: (steps + 1, k, 2); losses: (steps + 1, k)."""
+    steps = len(points) - 1
     bad = ~torch.isfinite(losses) | ~(points.abs() <= _ESCAPE).all(dim=-1)  # (steps + 1, k)
     first_bad = torch.where(bad.any(dim=0), bad.int().argmax(dim=0), steps + 1)  # (k,)
     after = torch.arange(steps + 1)[:, None] >= first_bad[None, :]  # (steps + 1, k)
     points[after], losses[after] = math.nan, math.nan
     diverged_at = [None if int(i) > steps else int(i) for i in first_bad]
-    return {name: OptimiserPath(name, points[:, i], losses[:, i], diverged_at[i]) for i, name in enumerate(names)}
+    return {name: OptimizerPath(name, points[:, i], losses[:, i], diverged_at[i])
+            for i, name in enumerate(names)}

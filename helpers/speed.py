@@ -1,18 +1,20 @@
-"""Faster and lighter training, measured: where a step's memory goes, what each trick costs or saves.
+"""Faster and lighter training, measured: where a step's memory goes, what each trick costs, saves.
 
-- `fuse_conv_bn(conv, bn)`: one convolution that computes `bn(conv(x))` of an evaluation-mode BatchNorm,
-  for `Conv1d`/`Conv2d`/`Conv3d` with or without a bias (the bias is folded in; the layer keeps its shape).
-- `memory_breakdown(model, loss_fn, x, y, optimizer)`: bytes of parameters, gradients, optimiser state and
-  saved activations of one training step, computed from the tensors themselves.
+- `fuse_conv_bn(conv, bn)`: one convolution that computes `bn(conv(x))` of an evaluation-mode
+  BatchNorm, for `Conv1d`/`Conv2d`/`Conv3d` with or without a bias (folded in; the shape is kept).
+- `MemoryBreakdown`, `memory_breakdown(model, loss_fn, x, y, optimizer)`: bytes of parameters,
+  gradients, optimizer state and saved activations of one training step, counted from the tensors.
 - `peak_memory(fn)`: the peak bytes a call allocates above what was live before it; measured by
-  `torch.cuda.max_memory_allocated` on a GPU and by the allocation events of torch's profiler on a CPU.
+  `torch.cuda.max_memory_allocated` on a GPU, by the allocation events of torch's profiler on a CPU.
 - `median_seconds(fn)`: the median wall time of a few calls, after a warm-up call.
 - `TRICKS`, `make_train_step(model, x, y, tricks)`: one STGCN training step with any combination of
-  `inplace` activations, `free` (gradients set to None between steps), `accumulate` (4 micro-batches),
-  `checkpoint` (recompute the ST-Conv blocks in backward), `bf16` / `fp16` autocast, `compile`.
-- `accumulated_gradients(model, loss_fn, x, y, micro_batches)`: the gradients of one batch computed in
-  pieces; they equal the whole batch's (tested).
-- `measure_step(...)`, `trick_table(...)`, `cost_bars(...)`: measurements and the widget's figure.
+  `inplace` activations (`InplaceActivations`), `free` (gradients set to None between steps),
+  `accumulate` (4 micro-batches), `checkpoint` (`checkpoint_blocks`, `CheckpointedBlock`: the
+  ST-Conv blocks recompute in backward), `bf16` / `fp16` autocast, `compile`.
+- `accumulated_gradients(model, loss_fn, x, y, micro_batches)`: the gradients of one batch computed
+  in pieces; they equal the whole batch's (tested).
+- `measure_step(model, x, y, tricks)`: time and peak memory of one step, as notebook 08's tables.
+The figure of these costs is `helpers.plots.cost_bars`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,7 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.checkpoint import checkpoint
+
+from helpers.checks import check_choice, check_int
 
 __all__ = [
     "fuse_conv_bn",
@@ -45,34 +50,24 @@ __all__ = [
     "make_train_step",
     "accumulated_gradients",
     "measure_step",
-    "cost_bars",
 ]
 
 
-# --- inference: folding BatchNorm into the convolution before it -------------------------------------
+# --- inference: folding BatchNorm into the convolution before it ----------------------------------
 def fuse_conv_bn(conv: nn.Module, bn: nn.Module) -> nn.Module:
     """A convolution equal to `bn(conv(x))` with `bn` in evaluation mode (its running statistics).
 
-    conv: nn.Conv1d/Conv2d/Conv3d (any kernel, stride, padding, dilation, groups; bias or not);
-    bn: the matching nn.BatchNorm1d/2d/3d with `num_features == conv.out_channels` and running statistics.
     With s = gamma / sqrt(running_var + eps), per output channel:
-        weight' = weight * s        bias' = (bias - running_mean) * s + beta   (bias = 0 when conv has none)
+        weight' = weight * s        bias' = (bias - running_mean) * s + beta   (bias = 0 if none)
+    conv: nn.Conv1d/Conv2d/Conv3d (any kernel, stride, padding, dilation, groups; bias or not);
+    bn: the matching nn.BatchNorm1d/2d/3d over conv's output channels, with running statistics.
     Returns a new layer of conv's class and shape, always with a bias; conv and bn are not changed.
     """
-    conv_types = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    if not isinstance(conv, conv_types):
-        raise TypeError(f"conv must be an nn.Conv1d, Conv2d or Conv3d, got {type(conv).__name__}")
-    bn_type = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.BatchNorm3d}[type(conv)]
-    if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or not isinstance(bn, bn_type):
-        raise TypeError(f"bn must be an nn.{bn_type.__name__} to follow a {type(conv).__name__}, "
-                        f"got {type(bn).__name__}")
-    if bn.num_features != conv.out_channels:
-        raise ValueError(f"bn.num_features must equal conv.out_channels = {conv.out_channels}, got {bn.num_features}")
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError("bn must track running statistics (track_running_stats=True) to be fused; it has none")
+    _check_fusable(conv, bn)
     fused = copy.deepcopy(conv)
     if fused.bias is None:
-        fused.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype, device=conv.weight.device))
+        w = conv.weight
+        fused.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=w.dtype, device=w.device))
     with torch.no_grad():
         gamma = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
         beta = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
@@ -82,7 +77,24 @@ def fuse_conv_bn(conv: nn.Module, bn: nn.Module) -> nn.Module:
     return fused
 
 
-# --- memory ----------------------------------------------------------------------------------------
+def _check_fusable(conv: nn.Module, bn: nn.Module) -> None:
+    """TypeError or ValueError unless `bn` is a BatchNorm to follow `conv`, with statistics."""
+    if not isinstance(conv, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        raise TypeError(f"conv must be an nn.Conv1d, Conv2d or Conv3d, got {type(conv).__name__}")
+    bn_types = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.BatchNorm3d}
+    bn_type = bn_types[type(conv)]
+    if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or not isinstance(bn, bn_type):
+        raise TypeError(f"bn must be an nn.{bn_type.__name__} to follow a {type(conv).__name__}, "
+                        f"got {type(bn).__name__}")
+    if bn.num_features != conv.out_channels:
+        raise ValueError(f"bn.num_features must equal conv.out_channels = {conv.out_channels}, "
+                         f"got {bn.num_features}")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("bn must track running statistics (track_running_stats=True) to be fused; "
+                         "it has none")
+
+
+# --- memory ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MemoryBreakdown:
     """Bytes of one training step's tensors: what a GPU must hold, computed rather than guessed."""
@@ -91,10 +103,6 @@ class MemoryBreakdown:
     gradients: int
     optimizer_state: int
     activations: int
-
-    @property
-    def total(self) -> int:
-        return self.parameters + self.gradients + self.optimizer_state + self.activations
 
     def as_dict(self) -> dict[str, int]:
         return {"parameters": self.parameters, "gradients": self.gradients,
@@ -105,19 +113,19 @@ def _nbytes(t: Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def memory_breakdown(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
-                     optimizer: torch.optim.Optimizer) -> MemoryBreakdown:
+def memory_breakdown(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor,
+                     y: Tensor, optimizer: torch.optim.Optimizer) -> MemoryBreakdown:
     """Run one training step of `model` on (x, y) and count the bytes of its four kinds of tensors.
 
-    parameters: every trainable parameter; gradients: their `.grad` after backward; optimizer state: the
-    tensors in `optimizer.state` after the step (Adam: two moments per parameter, plus a step counter);
-    activations: the distinct storages autograd saved for backward during the forward pass, leaving out
-    the parameters themselves and the input batch (they exist anyway). x, y: one batch, as the model takes it.
+    parameters: every trainable parameter; gradients: their `.grad` after backward; optimizer state:
+    the tensors in `optimizer.state` after the step (Adam: two moments per parameter, and a step
+    counter); activations: the distinct storages autograd saved for backward during the forward
+    pass, leaving out the parameters and the input batch (they exist anyway). x, y: one batch.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    param_storages = {p.untyped_storage().data_ptr() for p in params} | {x.untyped_storage().data_ptr()}
+    param_storages = {t.untyped_storage().data_ptr() for t in (*params, x)}
     saved: dict[int, int] = {}
 
     def pack(t: Tensor) -> Tensor:
@@ -136,7 +144,8 @@ def memory_breakdown(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tenso
     loss.backward()
     gradients = sum(_nbytes(p.grad) for p in params if p.grad is not None)
     optimizer.step()
-    state = sum(_nbytes(v) for s in optimizer.state.values() for v in s.values() if isinstance(v, Tensor))
+    state = sum(_nbytes(v) for s in optimizer.state.values() for v in s.values()
+                if isinstance(v, Tensor))
     return MemoryBreakdown(sum(_nbytes(p) for p in params), gradients, state, sum(saved.values()))
 
 
@@ -144,10 +153,11 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
     """Peak bytes allocated while `fn()` runs, above what was allocated when it started.
 
     CUDA: `torch.cuda.max_memory_allocated` (exact, the caching allocator's own count).
-    CPU: torch's profiler with `profile_memory=True` records every allocation and free by torch's CPU
-    allocator; the running sum of those events, in time order, peaks at the returned value. Limits: only
-    memory torch allocates is seen (not NumPy's, not the Python objects'), and a block allocated before
-    the call and freed during it counts as a negative step (so the peak can be low by such blocks).
+    CPU: torch's profiler with `profile_memory=True` records every allocation and free by torch's
+    CPU allocator; the running sum of those events, in time order, peaks at the returned value.
+    Limits: only memory torch allocates is seen (not NumPy's, not the Python objects'), and a block
+    allocated before the call and freed during it counts as a negative step (so the peak can be low
+    by such blocks).
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -159,10 +169,8 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
         return torch.cuda.max_memory_allocated(device) - start
     if device.type != "cpu":
         raise ValueError(f"device must be a CPU or CUDA device, got {device}")
-    from torch.profiler import ProfilerActivity, profile
-
     prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_stderr():  # the profiler logs "profiler_start/stop" lines straight to file descriptor 2
+    with _quiet_stderr():  # the profiler logs "profiler_start/stop" lines straight to descriptor 2
         prof.__enter__()
     try:
         fn()
@@ -181,7 +189,7 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
 
 @contextmanager
 def _quiet_stderr():
-    """Send what is written to file descriptor 2 (C++ logging included) to os.devnull while the block runs."""
+    """Send what is written to file descriptor 2 (C++ logging included) to os.devnull meanwhile."""
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
@@ -199,8 +207,7 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
 
     On CUDA the device is synchronised around each call (kernels run asynchronously).
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
+    check_int("repeats", repeats)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
@@ -214,7 +221,7 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
     return statistics.median(times)
 
 
-# --- the tricks ------------------------------------------------------------------------------------
+# --- the tricks -----------------------------------------------------------------------------------
 #: Names accepted by `make_train_step` (any combination; "bf16" and "fp16" exclude each other).
 TRICKS = ("inplace", "free", "accumulate", "checkpoint", "bf16", "fp16", "compile")
 #: Micro-batches of the "accumulate" trick.
@@ -222,11 +229,11 @@ MICRO_BATCHES = 4
 
 
 class InplaceActivations(TorchFunctionMode):
-    """Inside `with InplaceActivations():` every `torch.relu(t)` / `F.relu(t)` runs in place (`relu_`).
+    """Inside `with InplaceActivations():` every `torch.relu(t)` / `F.relu(t)` runs in place.
 
-    The same as building the model with `nn.ReLU(inplace=True)`, for models that call the function. Autograd
-    checks every in-place change: where the input was needed for backward, backward raises instead of
-    computing a wrong gradient, so a step that runs is a correct one.
+    The same as building the model with `nn.ReLU(inplace=True)`, for models that call the function.
+    Autograd checks every in-place change: where the input was needed for backward, backward raises
+    instead of computing a wrong gradient, so a step that runs is a correct one.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -237,9 +244,8 @@ class InplaceActivations(TorchFunctionMode):
 
 
 class CheckpointedBlock(nn.Module):
-    """Wraps a block so its activations are recomputed in backward instead of kept (gradient checkpointing).
-
-    forward(*inputs) = block(*inputs); in training only the block's inputs are saved.
+    """Wraps a block so its activations are recomputed in backward instead of kept (gradient
+    checkpointing). forward(*inputs) = block(*inputs); in training only its inputs are saved.
     """
 
     def __init__(self, block: nn.Module):
@@ -253,12 +259,12 @@ class CheckpointedBlock(nn.Module):
 
 
 def checkpoint_blocks(model: nn.Module) -> nn.Module:
-    """A copy of an STGCN (anything with a `blocks` ModuleList) whose blocks are `CheckpointedBlock`s.
+    """A copy of an STGCN (anything with a `blocks` ModuleList), its blocks `CheckpointedBlock`s.
 
     Same parameters and outputs; the state_dict keys gain a `.block` part.
     """
     if not isinstance(getattr(model, "blocks", None), nn.ModuleList):
-        raise ValueError(f"model must have a `blocks` nn.ModuleList (like helpers.stgcn.STGCN), "
+        raise ValueError(f"model must have a `blocks` nn.ModuleList (like helpers.models.STGCN), "
                          f"got {type(model).__name__}")
     model = copy.deepcopy(model)
     model.blocks = nn.ModuleList(CheckpointedBlock(b) for b in model.blocks)
@@ -277,25 +283,26 @@ def _check_tricks(tricks: Iterable[str]) -> frozenset[str]:
 
 def make_train_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str] = (),
                     lr: float = 1e-3) -> Callable[[], float]:
-    """One training step (Adam, mean squared error) of `model` on the batch (x, y), with the given tricks.
+    """One training step (Adam, mean squared error) of `model` on the batch (x, y), with `tricks`.
 
-    Returns step() -> loss value (with `step.model`, the copy it trains); each call is one optimiser step on
-    the same batch. The baseline (no trick) is the loop as older code writes it:
+    Returns step() -> loss value (with `step.model`, the copy it trains); each call is one optimizer
+    step on the same batch. The baseline (no trick) is the loop as older code writes it:
     `zero_grad(set_to_none=False)` (gradients stay allocated and are zero-filled), out-of-place
     activations, float32, one pass over the whole batch. Tricks:
-    inplace: ReLUs run in place (`InplaceActivations`); free: gradients are set to None before the forward
-    pass and the output and loss are dropped before the optimiser step; accumulate: 4 micro-batches of
-    len(x) / 4, each loss divided by 4, one optimiser step; checkpoint: every ST-Conv block recomputes its
-    activations in backward; bf16: autocast to bfloat16; fp16: autocast to float16 with a `GradScaler`
-    (CUDA); compile: `torch.compile(model)`.
+    inplace: ReLUs run in place (`InplaceActivations`); free: gradients are set to None before the
+    forward pass and the output and loss are dropped before the optimizer step; accumulate: 4
+    micro-batches of len(x) / 4, each loss divided by 4, one optimizer step; checkpoint: every
+    ST-Conv block recomputes its activations in backward; bf16: autocast to bfloat16; fp16: autocast
+    to float16 with a `GradScaler` (CUDA); compile: `torch.compile(model)`.
     The model is copied (so tricks never change it); x and y must be on the model's device.
     """
     tricks = _check_tricks(tricks)
     if len(x) != len(y) or len(x) < 1:
-        raise ValueError(f"x and y must hold the same positive number of samples, got {len(x)} and {len(y)}")
+        raise ValueError(f"x and y must hold the same positive number of samples, "
+                         f"got {len(x)} and {len(y)}")
     if "accumulate" in tricks and len(x) % MICRO_BATCHES:
-        raise ValueError(f"accumulate splits the batch into {MICRO_BATCHES}: expected a batch size divisible by "
-                         f"{MICRO_BATCHES}, got {len(x)}")
+        raise ValueError(f"accumulate splits the batch into {MICRO_BATCHES}: expected a batch size "
+                         f"divisible by {MICRO_BATCHES}, got {len(x)}")
     model = checkpoint_blocks(model) if "checkpoint" in tricks else copy.deepcopy(model)
     model.train()
     device_type = x.device.type
@@ -303,8 +310,9 @@ def make_train_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str
     forward = torch.compile(model) if "compile" in tricks else model
     dtype = torch.bfloat16 if "bf16" in tricks else torch.float16 if "fp16" in tricks else None
     scaler = torch.amp.GradScaler(device_type) if "fp16" in tricks else None
-    pieces = list(zip(x.chunk(MICRO_BATCHES), y.chunk(MICRO_BATCHES), strict=True)) if "accumulate" in tricks \
-        else [(x, y)]
+    pieces = [(x, y)]
+    if "accumulate" in tricks:
+        pieces = list(zip(x.chunk(MICRO_BATCHES), y.chunk(MICRO_BATCHES), strict=True))
 
     def step() -> float:
         optimizer.zero_grad(set_to_none="free" in tricks)
@@ -332,39 +340,43 @@ def make_train_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str
     return step
 
 
-def accumulated_gradients(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor,
-                          micro_batches: int) -> list[Tensor]:
-    """The gradients of `loss_fn(model(x), y)` computed in `micro_batches` equal pieces, each loss / pieces.
+def accumulated_gradients(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor,
+                          y: Tensor, micro_batches: int) -> list[Tensor]:
+    """The gradients of `loss_fn(model(x), y)` computed in `micro_batches` equal pieces, each loss
+    divided by the number of pieces.
 
-    With a mean loss and no batch-dependent layer (BatchNorm in training mode would differ), they equal
-    the gradients of the whole batch in one pass. Returns one tensor per trainable parameter; the model's
-    own `.grad`s are left as they were.
+    With a mean loss and no batch-dependent layer (BatchNorm in training mode would differ), they
+    equal the gradients of the whole batch in one pass. Returns one tensor per trainable parameter;
+    the model's own `.grad`s are left as they were.
     """
-    if isinstance(micro_batches, bool) or not isinstance(micro_batches, int) or micro_batches < 1:
-        raise ValueError(f"micro_batches must be a positive int, got {micro_batches!r}")
+    check_int("micro_batches", micro_batches)
     if len(x) % micro_batches:
-        raise ValueError(f"the batch of {len(x)} samples must split into {micro_batches} equal micro-batches")
+        raise ValueError(f"the batch of {len(x)} samples must split into {micro_batches} equal "
+                         f"micro-batches")
     params = [p for p in model.parameters() if p.requires_grad]
     grads = [torch.zeros_like(p) for p in params]
     for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches), strict=True):
         loss = loss_fn(model(xb), yb) / micro_batches
-        for g, piece in zip(grads, torch.autograd.grad(loss, params, allow_unused=True), strict=True):
+        pieces = torch.autograd.grad(loss, params, allow_unused=True)
+        for g, piece in zip(grads, pieces, strict=True):
             if piece is not None:
                 g += piece
     return grads
 
 
-def measure_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str] = (), repeats: int = 5,
-                 mode: str = "train") -> dict[str, float]:
-    """Time and peak memory of one step: {"seconds": median of `repeats`, "peak_bytes": above the start}.
+def measure_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str] = (),
+                 repeats: int = 5, mode: str = "train") -> dict[str, float]:
+    """Time and peak memory of one step: {"seconds": median of `repeats`, "peak_bytes": above the
+    start}.
 
-    mode="train": a `make_train_step` step with `tricks`; mode="eval": a forward pass in evaluation mode,
-    with autograd on (tricks=()) or under `torch.no_grad()` (tricks=("no_grad",)).
+    mode="train": a `make_train_step` step with `tricks`; mode="eval": a forward pass in evaluation
+    mode, with autograd on (tricks=()) or under `torch.no_grad()` (tricks=("no_grad",)).
     The peak is measured on a separate call (the profiler slows the call it watches).
     """
+    check_choice("mode", mode, ("train", "eval"))
     if mode == "train":
         step = make_train_step(model, x, y, tricks)
-    elif mode == "eval":
+    else:
         tricks = frozenset(tricks)
         if not tricks <= {"no_grad"}:
             raise ValueError(f"mode 'eval' takes tricks () or ('no_grad',), got {sorted(tricks)}")
@@ -373,36 +385,5 @@ def measure_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str] =
         def step():
             with torch.set_grad_enabled("no_grad" not in tricks):
                 return model(x).sum().item()
-    else:
-        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
     seconds = median_seconds(step, repeats=repeats, warmup=1, device=x.device)
     return {"seconds": seconds, "peak_bytes": peak_memory(step, x.device)}
-
-
-# --- the widget's figure -----------------------------------------------------------------------------
-def cost_bars(costs: Mapping[str, Mapping[str, float]], baseline: str, title: str = ""):
-    """A figure of two horizontal bar charts: time and peak memory of each entry relative to `baseline`.
-
-    costs: {label: {"seconds": s, "peak_bytes": b}}, e.g. rows of a trick table. Bars within 2% of the baseline
-    are light grey, cheaper ones green, dearer ones red. Returns the Figure.
-    """
-    from matplotlib.figure import Figure
-
-    if baseline not in costs:
-        raise ValueError(f"baseline must be one of the labels {list(costs)}, got {baseline!r}")
-    labels = list(costs)
-    base = costs[baseline]
-    fig = Figure(figsize=(8.0, 0.35 * len(labels) + 1.2), dpi=90, layout="constrained")
-    time_ax, mem_ax = fig.subplots(1, 2, sharey=True)
-    for ax, key, name in ((time_ax, "seconds", "time per step"), (mem_ax, "peak_bytes", "peak memory")):
-        values = [costs[k][key] / base[key] for k in labels]
-        colors = ["0.6" if k == baseline else "tab:green" if v < 0.98 else "tab:red" if v > 1.02 else "0.8"
-                  for k, v in zip(labels, values, strict=True)]
-        ax.barh(labels, values, color=colors)
-        ax.axvline(1.0, color="black", lw=0.8)
-        ax.set_xlabel(f"{name} / baseline")
-        for i, v in enumerate(values):
-            ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
-    time_ax.invert_yaxis()
-    fig.suptitle(title or "relative to the baseline (dark grey): green is cheaper, red is dearer (2% or more)")
-    return fig

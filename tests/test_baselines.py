@@ -1,10 +1,10 @@
-"""helpers.baselines: the nearest-neighbour forecaster, and the claim notebook 02 makes with it."""
+"""helpers.models.baselines: the nearest-neighbour forecaster, and the claim notebook 02 makes with it."""
 
 import pytest
 import torch
 
-from helpers.baselines import nearest_neighbour_forecast
 from helpers.data import load_metro, sliding_windows
+from helpers.models import nearest_neighbour_forecast
 
 
 def brute_force(train_x, train_y, query_x, k):
@@ -52,8 +52,8 @@ X5, Y5, Q2 = torch.zeros(5, 3), torch.zeros(5, 1), torch.zeros(2, 3)
     [
         ((X5, torch.zeros(4, 1), Q2, 1), r"train_y: expected one target per training input \(5\), got 4"),
         ((X5, Y5, torch.zeros(2, 4), 1), r"query_x: expected inputs shaped like train_x, \(m, 3\), got \(2, 4\)"),
-        ((X5, Y5, Q2, 6), r"k: expected an int in \[1, 5\] .* got 6"),
-        ((X5, Y5, Q2, 0), r"k: expected an int in \[1, 5\]"),
+        ((X5, Y5, Q2, 6), r"k must be an int in \[1, 5\], got 6"),
+        ((X5, Y5, Q2, 0), r"k must be an int in \[1, 5\]"),
         ((X5.long(), Y5, Q2, 1), r"train_x: expected a floating-point tensor"),
         ((X5, Y5, torch.full((2, 3), float("nan")), 1), r"expected no NaN"),
     ],

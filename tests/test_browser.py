@@ -211,7 +211,7 @@ def test_optimiser_explorer_redraws_when_the_learning_rate_slider_moves(lab_url,
     expect(status).to_contain_text("epoch 6/6")  # the notebook's own run
     old_status, old_src = status.inner_text(), curve.get_attribute("src")
     t0 = time.perf_counter()
-    playground.locator(".train-optimiser select").select_option("SGD")
+    playground.locator(".train-optimizer select").select_option("SGD")
     playground.locator(".train-button button, button.train-button").first.click()
     expect(status).not_to_have_text(old_status, timeout=REDRAW_TIMEOUT_MS)
     expect(status).to_contain_text("epoch 6/6", timeout=REDRAW_TIMEOUT_MS)

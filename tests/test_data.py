@@ -1,4 +1,4 @@
-"""Tests of helpers.data: the container, CSV files, Los-loop, windows, splits, scaling, baselines."""
+"""Tests of helpers.data: the container, CSV files, Los-loop, windows, loaders, splits, scaling, calendar."""
 
 from __future__ import annotations
 
@@ -11,25 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 import helpers.data as data
 from helpers.data import (
     GraphTimeSeries,
     StandardScaler,
     TimeSeriesWindows,
-    chronological_split,
     day_type,
-    historical_average,
     load_csv_folder,
     load_los_loop,
     make_splits,
     read_csv_numbers,
     save_csv_folder,
+    shuffled_loader,
     sliding_windows,
     split_bounds,
     time_of_day_index,
 )
+from helpers.models import historical_average
 
 SHARED_LOS_LOOP = Path(__file__).resolve().parents[2] / "shared/data/los-loop"
 
@@ -95,8 +95,8 @@ def test_container_keeps_nan_as_missing_and_checks_timestamps():
         (dict(adjacency=torch.full((3, 3), float("inf"))), r"adjacency: expected finite weights, got inf"),
         (dict(adjacency=torch.zeros(4, 4)), r"adjacency: expected 3 x 3 .* 3 nodes, got 4 x 4"),
         (dict(adjacency=torch.eye(3)), r"adjacency: expected a zero diagonal .* got non-zero self-weights at nodes"),
-        (dict(interval_minutes=0), r"interval_minutes: expected a positive int, got 0"),
-        (dict(interval_minutes=2.5), r"interval_minutes: expected a positive int, got 2.5"),
+        (dict(interval_minutes=0), r"interval_minutes must be an int >= 1, got 0"),
+        (dict(interval_minutes=2.5), r"interval_minutes must be an int >= 1, got 2.5"),
         (dict(node_names=["a", "b"]), r"node_names: expected 3 strings .* got 2 items"),
         (dict(node_names=["a", "a", "b"]), r"node_names: expected unique names, got duplicates \['a'\]"),
         (dict(coords=torch.zeros(3, 3)), r"coords: expected finite \(nodes, 2\) = \(3, 2\) .* got shape \(3, 3\)"),
@@ -133,6 +133,8 @@ def test_csv_folder_round_trip_with_missing_values_and_timestamps(tmp_path):
     assert torch.equal(back.values.nan_to_num(-1), values.nan_to_num(-1))
     assert torch.equal(back.adjacency, ds.adjacency)
     assert np.array_equal(back.timestamps, times)
+    with pytest.raises(ValueError, match=r"channel must be an int in \[0, 0\], got 1"):
+        save_csv_folder(ds, tmp_path, channel=1)
 
 
 def test_csv_folder_without_timestamps_needs_interval_and_drops_self_loops(tmp_path):
@@ -297,11 +299,11 @@ def test_sliding_windows_match_the_loop_and_are_views(shape, stride):
     "args, message",
     [
         ((10, 1), r"window: expected input_len \+ output_len <= series length, got 10 \+ 1 = 11 > 10 steps"),
-        ((0, 1), r"input_len: expected an int >= 1, got 0"),
-        ((3, 0), r"output_len: expected an int >= 1, got 0"),
-        ((-2, 1), r"input_len: expected an int >= 1, got -2"),
-        ((2.0, 1), r"input_len: expected an int >= 1, got 2.0"),
-        ((2, 1, 0), r"stride: expected an int >= 1, got 0"),
+        ((0, 1), r"input_len must be an int >= 1, got 0"),
+        ((3, 0), r"output_len must be an int >= 1, got 0"),
+        ((-2, 1), r"input_len must be an int >= 1, got -2"),
+        ((2.0, 1), r"input_len must be an int >= 1, got 2.0"),
+        ((2, 1, 0), r"stride must be an int >= 1, got 0"),
     ],
 )
 def test_sliding_windows_reject_bad_lengths(args, message):
@@ -322,7 +324,7 @@ def test_window_dataset_items_for_each_rank():
     assert x2.shape == (4, 3) and y2.shape == (2, 3) and torch.equal(x2, series[1:5, :, 0])
     x1, y1 = TimeSeriesWindows(series[:, 0, 0], 4, 2)[2]
     assert x1.shape == (4,) and y1.shape == (2,)
-    with pytest.raises(ValueError, match=r"target_channel: expected an index in \[0, 2\) or None, got 2"):
+    with pytest.raises(ValueError, match=r"target_channel must be an int in \[0, 1\], got 2"):
         TimeSeriesWindows(series, 4, 2, target_channel=2)
 
 
@@ -339,10 +341,30 @@ def test_window_dataset_fills_missing_inputs_but_not_targets():
 
 def test_sine_example_of_the_notes_without_their_off_by_one():
     x = torch.sin(torch.arange(1, 1000, 0.1))  # 9,990 steps, input 3, output 1, 80% for training
-    train, test = chronological_split(x, (0.8, 0.2))
+    (_, cut), _ = split_bounds(len(x), (0.8, 0.2))
+    train, test = x[:cut], x[cut:]
     assert (len(train), len(test)) == (7992, 1998)
     # The notes' loops make 7,988 and 1,994 samples: range(stop - 3 - 1) misses the last window.
     assert (len(TimeSeriesWindows(train, 3, 1)), len(TimeSeriesWindows(test, 3, 1))) == (7989, 1995)
+
+
+def test_shuffled_loader_order_depends_on_its_seed_alone():
+    dataset = TensorDataset(torch.arange(10))
+
+    def epochs(loader, count=2):
+        return [[batch.tolist() for (batch,) in loader] for _ in range(count)]
+
+    torch.manual_seed(0)
+    first = epochs(shuffled_loader(dataset, 4, seed=3))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    assert epochs(shuffled_loader(dataset, 4, seed=3)) == first  # whatever the global seed
+    assert torch.equal(torch.get_rng_state(), state)  # and it draws nothing from the global generator
+    assert first[0] != first[1] and sorted(sum(first[0], [])) == list(range(10))  # a new order per epoch
+    assert epochs(shuffled_loader(dataset, 4, seed=4)) != first
+    assert epochs(shuffled_loader(dataset, 4, seed=3, shuffle=False), 1) == [[[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]]
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
+        shuffled_loader(dataset, 0, seed=0)
 
 
 # ----------------------------------------------------------------------------------------------- splits, scaling
@@ -377,7 +399,7 @@ def test_make_splits_rejects_parts_too_short_for_a_window():
         make_splits(torch.zeros(100, 2, 1), input_len=8, output_len=4)
     with pytest.raises(ValueError, match=r"fractions: expected three fractions \(train, val, test\), got 2"):
         make_splits(torch.zeros(100, 2, 1), input_len=8, output_len=4, fractions=(0.5, 0.5))
-    with pytest.raises(ValueError, match=r"output_len: expected an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"output_len must be an int >= 1, got 0"):
         make_splits(torch.zeros(100, 2, 1), input_len=8, output_len=0)
 
 

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import helpers.data as data
-from helpers.data import day_type, historical_average, load_metro, make_metro, make_splits, save_metro
+from helpers.data import day_type, load_metro, make_metro, make_splits, save_metro
+from helpers.data.__main__ import main
 from helpers.metrics import masked_mae
+from helpers.models import historical_average
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data/metro/metro.npz"
 DATASHEET = SHIPPED.parent / "README.md"
@@ -66,12 +68,12 @@ def test_shipped_file_is_compressed_small_and_regenerates_byte_for_byte(tmp_path
 
 
 def test_command_line_writes_and_checks_the_file(tmp_path, capsys):
-    assert data.main(["make-metro", str(tmp_path)]) == 0
+    assert main(["make-metro", str(tmp_path)]) == 0
     assert (tmp_path / "metro.npz").read_bytes() == SHIPPED.read_bytes()
     assert "sha256" in capsys.readouterr().out
-    assert data.main(["make-metro", str(tmp_path), "--check"]) == 0
+    assert main(["make-metro", str(tmp_path), "--check"]) == 0
     (tmp_path / "metro.npz").write_bytes(b"stale")
-    assert data.main(["make-metro", str(tmp_path), "--check"]) == 1
+    assert main(["make-metro", str(tmp_path), "--check"]) == 1
     assert "DIFFERS" in capsys.readouterr().out
 
 
@@ -96,9 +98,9 @@ def test_make_metro_is_seeded():
     assert torch.equal(first.values.nan_to_num(-1), again.values.nan_to_num(-1))
     assert not torch.equal(first.values.nan_to_num(-1), other.values.nan_to_num(-1))
     assert torch.equal(first.adjacency, other.adjacency)  # the map is fixed; the seed draws the flows
-    with pytest.raises(ValueError, match="seed: expected a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
         make_metro(seed=-1)
-    with pytest.raises(ValueError, match=r"spread: expected a fraction in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"spread must be a finite number in \[0, 1\], got 1.5"):
         make_metro(spread=1.5)
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.data import GraphTimeSeries, add_time_of_day, historical_average, select_nodes
+from helpers.data import GraphTimeSeries, add_time_of_day, select_nodes
+from helpers.models import historical_average
 
 
 def tiny() -> GraphTimeSeries:

@@ -281,7 +281,6 @@ def test_gcn_stack_shapes_and_embeddings():
         model = GCNStack(3, 6, 2, num_layers=3, block=block)
         assert model(x, normalized_adjacency(adj)).shape == (2, 5, 9, 2)
         assert model.embed(x, normalized_adjacency(adj)).shape == (2, 5, 9, width)
-        assert model.embedding_channels == width
     assert GCNStack(3, 6, 2, num_layers=0)(x, normalized_adjacency(adj)).shape == (2, 5, 9, 2)
     plain = GCNStack(3, 6, 2, num_layers=3, block="plain")
     outputs = plain.layer_outputs(x, normalized_adjacency(adj))
@@ -342,7 +341,7 @@ def test_bad_adjacency_is_refused_with_expected_and_given(fn):
 def test_laplacian_needs_a_symmetric_adjacency():
     with pytest.raises(ValueError, match=r"symmetric .* got max \|adj - adj.T\| = 1"):
         laplacian(torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
-    with pytest.raises(ValueError, match="lambda_max must be a positive finite number, got -1"):
+    with pytest.raises(ValueError, match=r"lambda_max must be a finite number in \(0, inf\], got -1"):
         scaled_laplacian(small_graph(), lambda_max=-1.0)
 
 
@@ -365,13 +364,13 @@ def test_bad_hyperparameters_are_refused():
             ChebGraphConv(3, 2, K=K)
         with pytest.raises(ValueError, match=f"must be an int >= 1, got {K}"):
             chebyshev_basis(torch.eye(3), K)
-    with pytest.raises(ValueError, match="in_channels must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="in_channels must be an int >= 1, got 0"):
         GraphConv(0, 2)
     with pytest.raises(ValueError, match=r"block must be one of .*, got 'resnet'"):
         DeepGCNBlock(GraphConv(2, 2), block="resnet")
-    with pytest.raises(ValueError, match="dropout must be a probability in \\[0, 1\\), got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\), got 1.5"):
         DeepGCNBlock(GraphConv(2, 2), dropout=1.5)
-    with pytest.raises(ValueError, match="layout must be 'coo' or 'csr', got 'csc'"):
+    with pytest.raises(ValueError, match="layout must be one of 'coo', 'csr', got 'csc'"):
         to_sparse(torch.eye(3), "csc")
     with pytest.raises(ValueError, match=r"N >= 2 nodes, got \(1, 3\)"):
         mean_pairwise_cosine(torch.ones(1, 3))

@@ -1,4 +1,4 @@
-"""helpers.models: the from-scratch LSTM cell against torch's nn.LSTM / nn.LSTMCell with copied weights,
+"""helpers.models.lstm: the from-scratch LSTM cell against torch's nn.LSTM / nn.LSTMCell with copied weights,
 the LSTM forecaster's shapes, and the gradient-through-time measurement against autograd by hand."""
 
 import pytest
@@ -53,7 +53,7 @@ def test_copy_from_and_cell_refuse_what_does_not_fit():
         LSTMCellFromScratch(3, 5)(torch.randn(2, 4))
     with pytest.raises(ValueError, match=r"h and c must have shape \(2, 5\), got \(2, 4\) and \(2, 5\)"):
         LSTMCellFromScratch(3, 5)(torch.randn(2, 3), (torch.zeros(2, 4), torch.zeros(2, 5)))
-    with pytest.raises(ValueError, match="hidden_size must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1, got 0"):
         LSTMCellFromScratch(3, 0)
 
 
@@ -69,7 +69,7 @@ def test_lstm_forecaster_shapes_and_nodes_as_independent_sequences():
     assert max_diff(out[:, :, 2], model(network[:, :, 2])) < 1e-6
     with pytest.raises(ValueError, match=r"\(batch, time, 2\) .* got \(4, 12, 3\)"):
         model(torch.randn(4, 12, 3))
-    with pytest.raises(ValueError, match="horizon must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="horizon must be an int >= 1, got 0"):
         LSTMForecaster(horizon=0)
 
 

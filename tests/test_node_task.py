@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.data import GraphTimeSeries, historical_average, load_metro
+from helpers.data import GraphTimeSeries, load_metro
 from helpers.graph import normalized_adjacency
+from helpers.models import historical_average
 from helpers.node_task import depth_sweep, forecast_mae, next_step_task, node_model
 
 
@@ -43,7 +44,7 @@ def test_next_step_task_features_and_targets_by_hand(metro):
 
 
 def test_next_step_task_refuses_bad_arguments(metro):
-    with pytest.raises(ValueError, match=r"channel must be in \[0, 2\), got 5"):
+    with pytest.raises(ValueError, match=r"channel must be an int in \[0, 1\], got 5"):
         next_step_task(metro, channel=5)
     with pytest.raises(ValueError, match="three fractions"):
         next_step_task(metro, fractions=(0.5, 0.5))
@@ -79,7 +80,9 @@ def test_depth_sweep_records_and_refusals(metro):
     results = depth_sweep(small, [1, 2], ["plain", "dense"], hidden=4, epochs=1)
     assert [(r.block, r.depth) for r in results] == [("plain", 1), ("plain", 2), ("dense", 1), ("dense", 2)]
     assert all(np.isfinite(r.mae) and -1 <= r.cosine <= 1 and r.seconds > 0 for r in results)
-    with pytest.raises(ValueError, match=r"blocks must be among .*, got \['skip'\]"):
+    with pytest.raises(ValueError, match=r"blocks\[0\] must be one of .*, got 'skip'"):
         depth_sweep(small, [1], ["skip"])
-    with pytest.raises(ValueError, match=r"depths must be a non-empty list of positive ints, got \[0\]"):
-        depth_sweep(small, [0])
+    with pytest.raises(ValueError, match=r"depths\[1\] must be an int >= 1, got 0"):
+        depth_sweep(small, [1, 0])
+    with pytest.raises(ValueError, match=r"depths must be a non-empty list of ints >= 1, got \[\]"):
+        depth_sweep(small, [])

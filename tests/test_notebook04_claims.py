@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from helpers.data import load_metro, make_splits
 from helpers.metrics import masked_mae
-from helpers.optim import optimiser_paths, scaled_lr, warmup_factor
-from helpers.train import fit, make_optimizer
+from helpers.optim import optimizer_paths
+from helpers.train import fit, make_optimizer, scaled_lr, warmup_factor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -138,7 +138,7 @@ def test_class_weights_and_oversampling_raise_recall_of_the_rare_class(central):
 
 def test_rmsprop_first_step_is_ten_times_the_learning_rate():
     """Notebook 04: RMSProp's first step is lr / sqrt(1 - alpha) = 10 lr per coordinate (no bias correction)."""
-    paths = optimiser_paths("saddle", {"RMSProp": {"lr": 0.05}, "Adam": {"lr": 0.05}}, steps=1)
+    paths = optimizer_paths("saddle", {"RMSProp": {"lr": 0.05}, "Adam": {"lr": 0.05}}, steps=1)
     for name, expected in [("RMSProp", 0.5), ("Adam", 0.05)]:
         step = (paths[name].xy[1] - paths[name].xy[0]).abs()
         torch.testing.assert_close(step, torch.full((2,), expected, dtype=torch.float64), rtol=1e-4, atol=0)

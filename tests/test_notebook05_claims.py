@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader
 
 from helpers.data import add_time_of_day, load_metro, select_nodes
 from helpers.metrics import masked_mae, masked_rmse
-from helpers.models import fit_lstm_forecaster, gradient_norms_through_time
-from helpers.train import baseline_forecast, evaluate
+from helpers.models import baseline_forecast, gradient_norms_through_time
+from helpers.train import evaluate, fit_lstm_forecaster
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

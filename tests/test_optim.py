@@ -1,4 +1,5 @@
-"""helpers.optim: the from-scratch update rules follow torch.optim; surfaces and paths behave."""
+"""helpers.optim: the from-scratch update rules follow torch.optim; surfaces and paths behave; the schedules
+of notebook 04 (helpers.train: warmup_factor, scaled_lr)."""
 
 import copy
 import inspect
@@ -8,21 +9,20 @@ import pytest
 import torch
 
 from helpers.optim import (
-    OPTIMISERS,
+    OPTIMIZERS,
     SURFACES,
     adagrad_step,
     adam_step,
     get_surface,
     momentum_step,
-    optimiser_paths,
+    optimizer_paths,
     rmsprop_step,
     rosenbrock,
     saddle,
-    scaled_lr,
     sgd_step,
     surface_grid,
-    warmup_factor,
 )
+from helpers.train import scaled_lr, warmup_factor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -40,9 +40,9 @@ def regression_problem():
     return model, x, y
 
 
-def train_with_torch(optimiser_cls, kwargs, steps=STEPS):
+def train_with_torch(optimizer_cls, kwargs, steps=STEPS):
     model, x, y = regression_problem()
-    opt = optimiser_cls(model.parameters(), **kwargs)
+    opt = optimizer_cls(model.parameters(), **kwargs)
     for _ in range(steps):
         opt.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
@@ -180,7 +180,7 @@ def test_adam_default_beta2_is_0_999():
 
 def test_step_functions_do_not_modify_param_in_place():
     p, g = torch.ones(3, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64)
-    for step in OPTIMISERS.values():
+    for step in OPTIMIZERS.values():
         new = step(p, g, {}, lr=0.1)
         assert torch.equal(p, torch.ones(3, dtype=torch.float64))
         assert new.shape == p.shape and not torch.equal(new, p)
@@ -204,11 +204,11 @@ def test_step_functions_do_not_modify_param_in_place():
         (lambda: adam_step(torch.ones(3), torch.ones(3), {}, eps=float("nan")), ["eps", "nan"]),
         (lambda: rosenbrock(torch.ones(3)), ["(..., 2)", "(3,)"]),
         (lambda: get_surface("sphere"), ["Rosenbrock", "'sphere'"]),
-        (lambda: optimiser_paths("saddle", {"Nadam": {"lr": 0.1}}, 10), ["Adam", "Nadam"]),
-        (lambda: optimiser_paths("saddle", {}, 10), ["non-empty", "{}"]),
-        (lambda: optimiser_paths("saddle", {"SGD": {"lr": 0.1}}, 0), ["steps", "0"]),
-        (lambda: optimiser_paths("saddle", {"SGD": {"lr": 0.1}}, 5, start=(1.0,)), ["(x, y)", "(1.0,)"]),
-        (lambda: optimiser_paths("saddle", {"SGD": {"lr": -1.0}}, 5), ["lr", "-1.0"]),
+        (lambda: optimizer_paths("saddle", {"Nadam": {"lr": 0.1}}, 10), ["Adam", "Nadam"]),
+        (lambda: optimizer_paths("saddle", {}, 10), ["non-empty", "{}"]),
+        (lambda: optimizer_paths("saddle", {"SGD": {"lr": 0.1}}, 0), ["steps", "0"]),
+        (lambda: optimizer_paths("saddle", {"SGD": {"lr": 0.1}}, 5, start=(1.0,)), ["(x, y)", "(1.0,)"]),
+        (lambda: optimizer_paths("saddle", {"SGD": {"lr": -1.0}}, 5), ["lr", "-1.0"]),
         (lambda: surface_grid("saddle", resolution=1), ["resolution", "1"]),
     ],
 )
@@ -260,7 +260,7 @@ def test_surface_grid_shapes():
 
 
 def test_path_shapes_start_and_losses():
-    paths = optimiser_paths("Rosenbrock", {"SGD": {"lr": 1e-3}, "Adam": {"lr": 0.01}}, steps=40)
+    paths = optimizer_paths("Rosenbrock", {"SGD": {"lr": 1e-3}, "Adam": {"lr": 0.01}}, steps=40)
     assert list(paths) == ["SGD", "Adam"]
     for path in paths.values():
         assert path.xy.shape == (41, 2) and path.loss.shape == (41,)
@@ -272,22 +272,22 @@ def test_path_shapes_start_and_losses():
 def test_path_equals_a_hand_loop_over_the_step_function():
     """Stacking optimisers into one tensor does not change any of them."""
     hyper = {"Momentum": {"lr": 0.05, "momentum": 0.8}, "RMSProp": {"lr": 0.05, "alpha": 0.9}}
-    paths = optimiser_paths("saddle", hyper, steps=30, start=(-2.0, 0.1))
+    paths = optimizer_paths("saddle", hyper, steps=30, start=(-2.0, 0.1))
     for name, kwargs in hyper.items():
         p, state, points = torch.tensor([-2.0, 0.1], dtype=torch.float64), {}, []
         for _ in range(30):
             points.append(p)
             q = p.clone().requires_grad_(True)
             (g,) = torch.autograd.grad(saddle(q), q)
-            p = OPTIMISERS[name](p, g, state, **kwargs)
+            p = OPTIMIZERS[name](p, g, state, **kwargs)
         points.append(p)
         torch.testing.assert_close(paths[name].xy, torch.stack(points), rtol=0, atol=1e-12)
 
 
-def test_every_optimiser_reduces_the_loss_with_suggested_settings():
+def test_every_optimizer_reduces_the_loss_with_suggested_settings():
     for s in SURFACES.values():
-        hyper = {name: {"lr": s.lr} for name in OPTIMISERS}
-        for name, path in optimiser_paths(s, hyper, steps=s.steps).items():
+        hyper = {name: {"lr": s.lr} for name in OPTIMIZERS}
+        for name, path in optimizer_paths(s, hyper, steps=s.steps).items():
             if name == "AdaGrad" and s.name == "Rosenbrock":
                 continue  # AdaGrad's steps shrink like lr / sqrt(t): at lr 1e-3 it barely moves
             assert path.loss[-1] < path.loss[0], (s.name, name)
@@ -295,7 +295,7 @@ def test_every_optimiser_reduces_the_loss_with_suggested_settings():
 
 def test_momentum_beats_sgd_on_the_ill_conditioned_bowl():
     """The notebook's claim: with the same lr, momentum gets far closer to the minimum in 60 steps."""
-    paths = optimiser_paths(
+    paths = optimizer_paths(
         "ill-conditioned bowl", {"SGD": {"lr": 0.1}, "Momentum": {"lr": 0.1, "momentum": 0.9}}, steps=60
     )
     assert paths["Momentum"].loss[-1] < 0.1 * paths["SGD"].loss[-1]
@@ -303,7 +303,7 @@ def test_momentum_beats_sgd_on_the_ill_conditioned_bowl():
 
 def test_adam_escapes_the_saddle_sooner_than_sgd():
     """Near the saddle the y-gradient is tiny; Adam rescales it, SGD does not."""
-    paths = optimiser_paths("saddle", {"SGD": {"lr": 0.05}, "Adam": {"lr": 0.05}}, steps=80)
+    paths = optimizer_paths("saddle", {"SGD": {"lr": 0.05}, "Adam": {"lr": 0.05}}, steps=80)
 
     def escape(path):
         return int(torch.nonzero(path.xy[:, 1].abs() > 0.5)[0])
@@ -312,7 +312,7 @@ def test_adam_escapes_the_saddle_sooner_than_sgd():
 
 
 def test_divergence_is_reported_and_path_is_nan_afterwards():
-    paths = optimiser_paths("ill-conditioned bowl", {"SGD": {"lr": 1.2}, "Adam": {"lr": 0.1}}, steps=100)
+    paths = optimizer_paths("ill-conditioned bowl", {"SGD": {"lr": 1.2}, "Adam": {"lr": 0.1}}, steps=100)
     sgd = paths["SGD"]
     assert sgd.diverged_at is not None and 0 < sgd.diverged_at <= 100
     assert torch.isnan(sgd.xy[sgd.diverged_at :]).all() and torch.isfinite(sgd.xy[: sgd.diverged_at]).all()

@@ -13,18 +13,18 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.hooks import activation_stats, gradient_norms
+from helpers.models import STGCN, STGCNConfig, count_parameters
+from helpers.plots import cost_bars
 from helpers.speed import (
     InplaceActivations,
     accumulated_gradients,
     checkpoint_blocks,
-    cost_bars,
     fuse_conv_bn,
     make_train_step,
     measure_step,
     memory_breakdown,
     peak_memory,
 )
-from helpers.stgcn import STGCN, STGCNConfig, count_parameters
 from helpers.train import Callback, StopOnNonFiniteLoss, fit, warmup_cosine, warmup_cosine_factor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

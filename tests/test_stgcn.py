@@ -1,4 +1,4 @@
-"""helpers.stgcn against references no one here wrote: torch's conv1d and F.glu for the temporal gate,
+"""helpers.models.stgcn against references no one here wrote: torch's conv1d and F.glu for the temporal gate,
 PyTorch Geometric's ChebConv / GCNConv applied to each time step for the spatial part; plus shapes,
 bad input, sparse operators and torch.compile tracing."""
 
@@ -9,7 +9,7 @@ import torch_geometric.nn as pyg_nn
 from torch import nn
 
 from helpers.graph import ChebGraphConv, GraphConv, normalized_adjacency, scaled_laplacian, to_sparse
-from helpers.stgcn import (
+from helpers.models import (
     STGCN,
     Align,
     OutputBlock,
@@ -102,8 +102,8 @@ def test_temporal_conv_rejects_bad_shapes(bad):
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(gate="tanh"), "gate must be one of"),
-    (dict(kernel_size=0), "kernel_size must be a positive int"),
-    (dict(in_channels=2.0), "in_channels must be a positive int"),
+    (dict(kernel_size=0), "kernel_size must be an int >= 1"),
+    (dict(in_channels=2.0), "in_channels must be an int >= 1"),
 ])
 def test_temporal_conv_rejects_bad_arguments(kwargs, match):
     args = dict(in_channels=2, out_channels=3, kernel_size=3) | kwargs
@@ -236,8 +236,8 @@ def test_stgcn_rejects_a_wrong_layout_naming_the_expected_one(shape):
     (dict(norm="group"), "norm must be one of"),
     (dict(blocks=((8, 4),)), "channel triples"),
     (dict(blocks=()), "channel triples"),
-    (dict(dropout=1.0), "dropout must be a probability"),
-    (dict(num_nodes=0), "num_nodes must be a positive int"),
+    (dict(dropout=1.0), r"dropout must be a finite number in \[0, 1\)"),
+    (dict(num_nodes=0), "num_nodes must be an int >= 1"),
 ])
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -339,8 +339,8 @@ def test_on_metro_the_stgcn_beats_the_lstm_which_beats_the_historical_average():
     from torch.utils.data import DataLoader
 
     from helpers.data import add_time_of_day, load_metro, make_splits
-    from helpers.models import fit_lstm_forecaster
-    from helpers.train import baseline_forecast, evaluate, forecast_metrics, train_forecaster
+    from helpers.models import baseline_forecast
+    from helpers.train import evaluate, fit_lstm_forecaster, forecast_metrics, train_forecaster
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -371,7 +371,8 @@ def test_on_los_loop_two_epochs_beat_persistence_clearly(shared_dir):
     from torch.utils.data import DataLoader
 
     from helpers.data import load_los_loop, make_splits
-    from helpers.train import baseline_forecast, evaluate, forecast_metrics, train_forecaster
+    from helpers.models import baseline_forecast
+    from helpers.train import evaluate, forecast_metrics, train_forecaster
 
     los = load_los_loop(shared_dir / "data" / "los-loop", download=False)
     splits = make_splits(los, input_len=12, output_len=3)

@@ -3,21 +3,21 @@
 import pytest
 import torch
 
-from helpers.optim import OPTIMISERS, SURFACES, optimiser_paths
+from helpers.optim import OPTIMIZERS, SURFACES, optimizer_paths
+from helpers.plots import figure_png
 from helpers.widgets import (
-    OptimiserExplorer,
+    OptimizerExplorer,
     TrainingPlayground,
     explorer_figure,
     explorer_readout,
     explorer_settings,
-    figure_png,
     training_figure,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_explorer_settings_maps_controls_to_each_optimiser():
+def test_explorer_settings_maps_controls_to_each_optimizer():
     settings = explorer_settings(
         ["Adam", "SGD", "RMSProp", "Momentum"], lr=0.05, momentum=0.8, beta1=0.7, beta2=0.99, alpha=0.95
     )
@@ -32,8 +32,8 @@ def test_explorer_settings_maps_controls_to_each_optimiser():
         explorer_settings(["LBFGS"], lr=0.1)
 
 
-def test_explorer_figure_draws_one_path_and_one_loss_curve_per_optimiser():
-    paths = optimiser_paths("saddle", explorer_settings(["SGD", "Adam"], lr=0.05), steps=20)
+def test_explorer_figure_draws_one_path_and_one_loss_curve_per_optimizer():
+    paths = optimizer_paths("saddle", explorer_settings(["SGD", "Adam"], lr=0.05), steps=20)
     fig = explorer_figure("saddle", paths)
     ax_map, ax_loss = fig.axes
     assert ax_map.get_title() == "saddle: paths from o to *"
@@ -44,14 +44,14 @@ def test_explorer_figure_draws_one_path_and_one_loss_curve_per_optimiser():
 
 
 def test_explorer_figure_marks_divergence():
-    paths = optimiser_paths("ill-conditioned bowl", {"SGD": {"lr": 1.2}}, steps=200)
+    paths = optimizer_paths("ill-conditioned bowl", {"SGD": {"lr": 1.2}}, steps=200)
     assert paths["SGD"].diverged_at is not None
     ax_loss = explorer_figure("ill-conditioned bowl", paths).axes[1]
     assert [line.get_marker() for line in ax_loss.get_lines()] == ["None", "x"]
 
 
 def test_explorer_readout():
-    paths = optimiser_paths("ill-conditioned bowl", {"SGD": {"lr": 1.2}, "Adam": {"lr": 0.1}}, steps=200)
+    paths = optimizer_paths("ill-conditioned bowl", {"SGD": {"lr": 1.2}, "Adam": {"lr": 0.1}}, steps=200)
     text = explorer_readout(paths)
     assert text.startswith(f"final loss: SGD diverged at step {paths['SGD'].diverged_at} | Adam ")
     assert text.endswith(f"{paths['Adam'].loss[-1].item():.4f}")
@@ -59,7 +59,7 @@ def test_explorer_readout():
 
 
 def test_explorer_widget_redraws_on_every_control():
-    ex = OptimiserExplorer("ill-conditioned bowl", ["SGD", "Momentum"])
+    ex = OptimizerExplorer("ill-conditioned bowl", ["SGD", "Momentum"])
     assert ex.ticked == ["SGD", "Momentum"] and ex.lr.value == pytest.approx(SURFACES["ill-conditioned bowl"].lr)
     for control, value in [
         (ex.lr, 0.05),
@@ -75,7 +75,7 @@ def test_explorer_widget_redraws_on_every_control():
         control.value = value
         assert ex.plot.value != png, control.description
         assert ex.readout.value != text, control.description
-    expected = optimiser_paths(
+    expected = optimizer_paths(
         "ill-conditioned bowl",
         explorer_settings(["SGD", "Momentum", "RMSProp", "Adam"], 0.05, 0.5, 0.5, 0.99, 0.9),
         steps=30,
@@ -86,7 +86,7 @@ def test_explorer_widget_redraws_on_every_control():
 
 
 def test_explorer_surface_change_loads_suggestions_and_redraws_once(monkeypatch):
-    ex = OptimiserExplorer()
+    ex = OptimizerExplorer()
     calls = []
     monkeypatch.setattr(ex, "redraw", lambda: calls.append(1))
     ex.surface.value = "Rosenbrock"
@@ -95,7 +95,7 @@ def test_explorer_surface_change_loads_suggestions_and_redraws_once(monkeypatch)
 
 
 def test_explorer_css_classes_for_the_browser_test():
-    ex = OptimiserExplorer()
+    ex = OptimizerExplorer()
     assert "opt-explorer" in ex._dom_classes
     for w, css in [
         (ex.lr, "opt-lr"),
@@ -106,15 +106,15 @@ def test_explorer_css_classes_for_the_browser_test():
     ]:
         assert css in w._dom_classes
     assert [c for box in ex.checks.values() for c in box._dom_classes] == [
-        f"opt-check-{name.lower()}" for name in OPTIMISERS
+        f"opt-check-{name.lower()}" for name in OPTIMIZERS
     ]
 
 
 def test_explorer_rejects_unknown_names():
     with pytest.raises(ValueError, match="'Adamax'"):
-        OptimiserExplorer(optimisers=["Adamax"])
+        OptimizerExplorer(optimizers=["Adamax"])
     with pytest.raises(ValueError, match="'sphere'"):
-        OptimiserExplorer(surface="sphere")
+        OptimizerExplorer(surface="sphere")
 
 
 # --- training playground ---------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_training_playground_runs_redraws_every_epoch_and_is_reproducible():
         pg.status.value == f"epoch 3/3: train loss {first.train_loss[-1]:.4f}, validation loss {first.val_loss[-1]:.4f}"
     )
     assert pg.run().train_loss == first.train_loss  # seeded: the same run again
-    pg.optimiser.value, pg.batch_size.value = "SGD", 8
+    pg.optimizer.value, pg.batch_size.value = "SGD", 8
     assert pg.run().train_loss != first.train_loss
     pg.button.click()  # the button trains too
     assert "epoch 3/3" in pg.status.value and not pg.button.disabled
@@ -167,17 +167,17 @@ def test_training_figure_axes():
         training_figure(History(), epochs=0)
 
 
-def test_training_playground_rejects_unknown_optimiser():
+def test_training_playground_rejects_unknown_optimizer():
     with pytest.raises(ValueError, match="'Lion'"):
-        _playground(optimiser="Lion")
+        _playground(optimizer="Lion")
 
 
-def test_figure_png_reduces_colours():
+def test_figure_png_reduces_colors():
     import io
 
     import PIL.Image
 
-    paths = optimiser_paths("saddle", explorer_settings(list(OPTIMISERS), lr=0.05), steps=40)
+    paths = optimizer_paths("saddle", explorer_settings(list(OPTIMIZERS), lr=0.05), steps=40)
     fig = explorer_figure("saddle", paths)
     full, small = figure_png(fig, colors=None), figure_png(fig)
     assert PIL.Image.open(io.BytesIO(full)).mode == "RGBA"
@@ -189,7 +189,7 @@ def test_figure_png_reduces_colours():
 
 
 def test_explorer_figure_title_is_a_headline():
-    paths = optimiser_paths("saddle", {"SGD": {"lr": 0.05}}, steps=5)
+    paths = optimizer_paths("saddle", {"SGD": {"lr": 0.05}}, steps=5)
     fig = explorer_figure("saddle", paths, title="what to notice")
     assert fig.get_suptitle() == "what to notice"
     assert fig.axes[1].get_title() == "loss gap per step (x: diverged)"

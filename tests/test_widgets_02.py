@@ -36,7 +36,7 @@ def test_a_part_shorter_than_a_window_holds_none():
 def test_window_counts_rejects_bad_settings(bad):
     kwargs = {"num_steps": 100, "input_len": 4, "output_len": 1, "stride": 1} | bad
     name, value = next(iter(bad.items()))
-    with pytest.raises(ValueError, match=rf"{name}: expected an int >= 1, got {value!r}"):
+    with pytest.raises(ValueError, match=rf"{name} must be an int >= 1, got {value!r}"):
         window_counts(**kwargs)
 
 

@@ -18,7 +18,10 @@ each solution region with `raise NotImplementedError(...)`; calling such a stub 
 check cell stop with that error, which tells the learner what is still to do.
 
 Each notebook's exercises live in `helpers/exercises/nbNN.py` and are registered with the
-`exercise` decorator under an id "NN.k" (notebook number, exercise number).
+`exercise` decorator under an id "NN.k" (notebook number, exercise number); the hints they share
+are built by `helpers/exercises/hints.py`, and `helpers/exercises/editions.py` writes the student
+edition. This module holds the registry: `Exercise`, `exercise`, `get_exercise`, `all_exercises`
+and `check`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
+
+__all__ = ["Exercise", "exercise", "get_exercise", "all_exercises", "check"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,8 @@ def get_exercise(id: str) -> Exercise:
     try:
         importlib.import_module(f"helpers.exercises.nb{notebook}")
     except ModuleNotFoundError as exc:
-        raise ValueError(f"no exercises are defined for notebook {notebook!r} (looked for {exc.name})") from exc
+        raise ValueError(f"no exercises are defined for notebook {notebook!r} "
+                         f"(looked for {exc.name})") from exc
     if id not in _REGISTRY:
         known = ", ".join(sorted(k for k in _REGISTRY if k.startswith(notebook + ".")))
         raise ValueError(f"unknown exercise {id!r}; notebook {notebook} has: {known}")
@@ -69,8 +76,6 @@ def get_exercise(id: str) -> Exercise:
 
 def all_exercises() -> list[Exercise]:
     """Every exercise of every notebook module, sorted by id."""
-    from importlib import resources
-
     for entry in resources.files(__name__).iterdir():
         if entry.name.startswith("nb") and entry.name.endswith(".py"):
             importlib.import_module(f"{__name__}.{entry.name[:-3]}")

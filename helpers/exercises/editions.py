@@ -15,15 +15,19 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.data import write_atomic
+from helpers.files import write_atomic
+
+__all__ = ["BEGIN", "END", "STUB", "strip_solutions", "student_notebook", "make_student_editions",
+           "main"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-_REGION = re.compile(rf"^([ \t]*){re.escape(BEGIN)}[^\n]*\n.*?^[ \t]*{re.escape(END)}[^\n]*$", re.S | re.M)
+_REGION = re.compile(rf"^([ \t]*){re.escape(BEGIN)}[^\n]*\n.*?^[ \t]*{re.escape(END)}[^\n]*$",
+                     re.S | re.M)
 STUB = 'raise NotImplementedError("Exercise: replace this line with your solution")'
 
 
 def strip_solutions(source: str) -> str:
-    """Replace each solution region of a cell's source with an indented `NotImplementedError` stub."""
+    """Replace each solution region of a cell's source with an indented NotImplementedError stub."""
     if source.count(BEGIN) != source.count(END):
         raise ValueError(f"unbalanced solution markers: {source.count(BEGIN)} '{BEGIN}' vs "
                          f"{source.count(END)} '{END}' in cell:\n{source}")
@@ -44,12 +48,14 @@ def make_student_editions(source_dir: Path, target_dir: Path) -> list[Path]:
     """Write the student edition of every `*.ipynb` in `source_dir` into `target_dir`."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
     if source_dir.resolve() == target_dir.resolve():
-        raise ValueError(f"the student folder must differ from the notebook folder, got {target_dir} twice")
+        raise ValueError(f"the student folder must differ from the notebook folder, "
+                         f"got {target_dir} twice")
     target_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(source_dir.glob("*.ipynb")):
         out = target_dir / path.name
-        write_atomic(out, nbformat.writes(student_notebook(nbformat.read(path, as_version=4))).encode())
+        student = student_notebook(nbformat.read(path, as_version=4))
+        write_atomic(out, nbformat.writes(student).encode())
         written.append(out)
     return written
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers.exercises import exercise
+from helpers.exercises.hints import case_text, mismatch, shape_hint
 
 
 @exercise("03.1", "output length of a transposed convolution")
@@ -25,10 +26,9 @@ def check_transposed_output_length(answer):
         truth = layer(torch.zeros(1, 1, length)).shape[-1]
         got = answer(length, kernel, stride, padding, output_padding, dilation)
         if got != truth:
-            return (
-                f"for length={length}, kernel={kernel}, stride={stride}, padding={padding}, "
-                f"output_padding={output_padding}, dilation={dilation}: expected {truth}, got {got}"
-            )
+            case = case_text(length=length, kernel=kernel, stride=stride, padding=padding,
+                             output_padding=output_padding, dilation=dilation)
+            return mismatch(case, truth, got)
     return None
 
 
@@ -41,28 +41,30 @@ def check_conv2d_parameter_count(answer):
         (6, 12, 1, 3, True),
         (4, 2, 7, 2, False),
     ]:
-        truth = sum(p.numel() for p in nn.Conv2d(in_ch, out_ch, k, groups=groups, bias=bias).parameters())
+        layer = nn.Conv2d(in_ch, out_ch, k, groups=groups, bias=bias)
+        truth = sum(p.numel() for p in layer.parameters())
         got = answer(in_ch, out_ch, k, groups=groups, bias=bias)
         if got != truth:
-            hint = " (each output channel sees in_channels / groups inputs)" if groups > 1 else ""
-            layer = f"Conv2d({in_ch}, {out_ch}, {k}, groups={groups}, bias={bias})"
-            return f"for {layer}: expected {truth}, got {got}{hint}"
+            why = " (each output channel sees in_channels / groups inputs)" if groups > 1 else ""
+            return mismatch(f"Conv2d({in_ch}, {out_ch}, {k}, groups={groups}, bias={bias})",
+                            truth, got, why)
     return None
 
 
 @exercise("03.3", "Xavier's uniform bound")
 def check_xavier_uniform_limit(answer):
-    for fan_in, fan_out, gain in [(64, 256, 1.0), (100, 100, 1.0), (12, 32, 5 / 3), (300, 10, math.sqrt(2))]:
-        w = nn.init.xavier_uniform_(torch.empty(fan_out, fan_in), gain=gain, generator=torch.Generator().manual_seed(0))
+    for fan_in, fan_out, gain in [(64, 256, 1.0), (100, 100, 1.0), (12, 32, 5 / 3),
+                                  (300, 10, math.sqrt(2))]:
+        w = nn.init.xavier_uniform_(torch.empty(fan_out, fan_in), gain=gain,
+                                    generator=torch.Generator().manual_seed(0))
         largest = w.abs().max().item()
         got = answer(fan_in, fan_out, gain)
         if not isinstance(got, (int, float)):
             return f"return a number, got {type(got).__name__}"
         if not largest <= got + 1e-6 or got > 1.01 * largest + 1e-3:
-            return (
-                f"for fan_in={fan_in}, fan_out={fan_out}, gain={gain:.3f}: xavier_uniform_ drew values up to "
-                f"{largest:.4f}, your bound is {got:.4f}; the variance should be gain^2 * 2 / (fan_in + fan_out)"
-            )
+            return (f"for fan_in={fan_in}, fan_out={fan_out}, gain={gain:.3f}: xavier_uniform_ "
+                    f"drew values up to {largest:.4f}, your bound is {got:.4f}; the variance "
+                    "should be gain^2 * 2 / (fan_in + fan_out)")
     return None
 
 
@@ -111,10 +113,8 @@ def check_kl_divergence(answer):
     q = torch.softmax(torch.randn(4, 3, 6, generator=g), dim=-1)
     truth = F.kl_div(q.log(), p, reduction="none").sum(dim=-1)
     got = answer(p, q)
-    if not isinstance(got, torch.Tensor):
-        return f"return a tensor, got {type(got).__name__}"
-    if got.shape != truth.shape:
-        return f"sum over the last dimension only: expected shape {tuple(truth.shape)}, got {tuple(got.shape)}"
+    if hint := shape_hint(got, truth.shape):
+        return hint + " (sum over the last dimension only)"
     if torch.isnan(got).any():
         return "NaN in the result: where p is 0 the term must be 0 (torch.xlogy helps)"
     if not torch.allclose(got, truth, atol=1e-6):

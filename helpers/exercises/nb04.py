@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers.exercises import exercise
+from helpers.exercises.hints import case_text, mismatch, parameter_gap, shape_hint
 
 
 def _problem():
@@ -19,13 +20,13 @@ def _problem():
     return model, x, y
 
 
-def _compare_with_torch(step, optimiser_class, kwargs, steps=100, torch_extra=None):
-    """Max |difference| of parameters after `steps` full-batch steps with `step` vs the torch optimiser
-    (built with kwargs plus torch_extra)."""
+def _compare_with_torch(step, optimizer_class, kwargs, steps=100, torch_extra=None):
+    """Max |difference| of parameters after `steps` full-batch steps with `step` vs the torch
+    optimiser (built with kwargs plus torch_extra)."""
     model, x, y = _problem()
     ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
     states = {name: {} for name, _ in ours.named_parameters()}
-    optimizer = optimiser_class(theirs.parameters(), **kwargs, **(torch_extra or {}))
+    optimizer = optimizer_class(theirs.parameters(), **kwargs, **(torch_extra or {}))
     for _ in range(steps):
         ours.zero_grad()
         F.mse_loss(ours(x), y).backward()
@@ -33,38 +34,41 @@ def _compare_with_torch(step, optimiser_class, kwargs, steps=100, torch_extra=No
             for name, p in ours.named_parameters():
                 new = step(p, p.grad, states[name], **kwargs)
                 if not isinstance(new, torch.Tensor) or new.shape != p.shape:
-                    raise ValueError(f"the step must return the new parameter, a tensor of shape {tuple(p.shape)}")
+                    raise ValueError("the step must return the new parameter, a tensor of shape "
+                                     f"{tuple(p.shape)}")
                 p.copy_(new)
         optimizer.zero_grad()
         F.mse_loss(theirs(x), y).backward()
         optimizer.step()
-    return max((a - b).abs().max().item() for a, b in zip(ours.parameters(), theirs.parameters(), strict=True))
+    return parameter_gap(ours, theirs)
+
+
+def _torch_hint(step, optimizer_class, settings, why: str, torch_extra=None) -> str | None:
+    """None when `step` follows the torch optimiser for each of `settings` (kwargs), else a hint
+    ending with `why`."""
+    name = f"torch.optim.{optimizer_class.__name__}"
+    name += f"({case_text(**torch_extra)})" if torch_extra else ""
+    for kwargs in settings:
+        difference = _compare_with_torch(step, optimizer_class, kwargs, torch_extra=torch_extra)
+        if not difference < 1e-6:
+            return (f"with {case_text(**kwargs)} your parameters differ from {name} by "
+                    f"{difference:.2e} after 100 steps; {why}")
+    return None
 
 
 @exercise("04.1", "Nesterov momentum")
 def check_nesterov(answer):
-    for lr, momentum in [(0.05, 0.9), (0.1, 0.5)]:
-        difference = _compare_with_torch(
-            answer, torch.optim.SGD, {"lr": lr, "momentum": momentum}, torch_extra={"nesterov": True}
-        )
-        if not difference < 1e-6:
-            return (
-                f"with lr={lr}, momentum={momentum} your parameters differ from torch.optim.SGD(nesterov=True) "
-                f"by {difference:.2e} after 100 steps; the step is lr * (g + momentum * buf)"
-            )
-    return None
+    settings = [{"lr": 0.05, "momentum": 0.9}, {"lr": 0.1, "momentum": 0.5}]
+    return _torch_hint(answer, torch.optim.SGD, settings, "the step is lr * (g + momentum * buf)",
+                       torch_extra={"nesterov": True})
 
 
 @exercise("04.2", "AdamW")
 def check_adamw(answer):
-    for kwargs in [{"lr": 0.01, "weight_decay": 0.1}, {"lr": 0.02, "betas": (0.8, 0.99), "weight_decay": 0.5}]:
-        difference = _compare_with_torch(answer, torch.optim.AdamW, kwargs)
-        if not difference < 1e-6:
-            return (
-                f"with {kwargs} your parameters differ from torch.optim.AdamW by {difference:.2e} after 100 "
-                "steps; shrink p by (1 - lr * weight_decay) before the Adam step, and do not add it to g"
-            )
-    return None
+    settings = [{"lr": 0.01, "weight_decay": 0.1},
+                {"lr": 0.02, "betas": (0.8, 0.99), "weight_decay": 0.5}]
+    return _torch_hint(answer, torch.optim.AdamW, settings, "shrink p by (1 - lr * weight_decay) "
+                       "before the Adam step, and do not add it to g")
 
 
 @exercise("04.3", "warmup, then cosine decay")
@@ -79,7 +83,8 @@ def check_warmup_cosine(answer):
             truth = 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
         got = float(answer(step, warmup, total))
         if not math.isclose(got, truth, abs_tol=1e-6):
-            return f"at step {step} (warmup {warmup}, total {total}) expected {truth:.4f}, got {got:.4f}"
+            return (f"at step {step} (warmup {warmup}, total {total}) expected {truth:.4f}, "
+                    f"got {got:.4f}")
     param = nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=0.5)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: answer(s, 4, 8))
@@ -87,7 +92,8 @@ def check_warmup_cosine(answer):
         optimizer.step()
         schedule.step()
     if not math.isclose(optimizer.param_groups[0]["lr"], 0.5, rel_tol=1e-6):
-        return "used with LambdaLR, the learning rate should reach its full value at the end of warmup"
+        return ("used with LambdaLR, the learning rate should reach its full value at the end of "
+                "warmup")
     return None
 
 
@@ -107,8 +113,9 @@ def check_accumulated_gradients(answer):
                 return "return p.grad for every parameter after the backward passes"
             if not torch.allclose(g, p.grad, atol=1e-10):
                 ratio = (g.norm() / p.grad.norm()).item()
-                hint = f" (yours is {ratio:.2f} times the full-batch gradient: divide each loss by the parts)"
-                return "the accumulated gradient differs from the full-batch gradient" + (hint if ratio > 1.5 else "")
+                why = (f" (yours is {ratio:.2f} times the full-batch gradient: divide each loss by "
+                       "the parts)") if ratio > 1.5 else ""
+                return "the accumulated gradient differs from the full-batch gradient" + why
     return None
 
 
@@ -116,15 +123,17 @@ def check_accumulated_gradients(answer):
 def check_balanced_class_weights(answer):
     labels = torch.tensor([0] * 90 + [1] * 8 + [2] * 2)
     got = answer(labels, 3)
-    if not isinstance(got, torch.Tensor) or got.shape != (3,):
-        return f"return a tensor of shape (3,), got {type(got).__name__} {getattr(got, 'shape', '')}"
+    if hint := shape_hint(got, (3,)):
+        return hint
     truth = torch.tensor([100 / (3 * 90), 100 / (3 * 8), 100 / (3 * 2)])
     if not torch.allclose(got.float(), truth):
-        return f"for counts (90, 8, 2) expected {[round(v, 4) for v in truth.tolist()]}, got {got.tolist()}"
+        return mismatch("counts (90, 8, 2)", [round(v, 4) for v in truth.tolist()], got.tolist())
     logits = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
-    per_class = [F.cross_entropy(logits[labels == c], labels[labels == c], reduction="sum") for c in range(3)]
+    per_class = [F.cross_entropy(logits[labels == c], labels[labels == c], reduction="sum")
+                 for c in range(3)]
     weighted = F.cross_entropy(logits, labels, weight=got.float(), reduction="none")
-    shares = torch.stack([weighted[labels == c].sum() / per_class[c] * (labels == c).sum() for c in range(3)])
+    shares = torch.stack([weighted[labels == c].sum() / per_class[c] * (labels == c).sum()
+                          for c in range(3)])
     if not torch.allclose(shares, shares[0].expand(3), rtol=1e-4):
         return "with these weights every class should carry the same total weight in the loss"
     return None

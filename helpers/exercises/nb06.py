@@ -3,29 +3,29 @@
 import torch
 
 from helpers.exercises import exercise
+from helpers.exercises.hints import close_hint, shape_hint
 from helpers.graph import add_self_loops, laplacian, normalized_adjacency
 
 
 def _graph(seed: int, n: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    adj = torch.triu((torch.rand(n, n, generator=g) < 0.35) * (0.2 + torch.rand(n, n, generator=g)), diagonal=1)
+    weights = (torch.rand(n, n, generator=g) < 0.35) * (0.2 + torch.rand(n, n, generator=g))
+    adj = torch.triu(weights, diagonal=1)
     return adj + adj.T
 
 
-def _close(got, truth, what: str, atol: float = 1e-5) -> str | None:
+def _close(got, truth: torch.Tensor, what: str) -> str | None:
+    """`close_hint` for an answer that may be sparse or of another dtype; a boolean mask must match
+    exactly."""
     if not isinstance(got, torch.Tensor):
-        return f"return a tensor for {what}, got {type(got).__name__}"
-    if got.is_sparse or got.layout != torch.strided:
-        got = got.to_dense()
-    if got.shape != truth.shape:
-        return f"{what}: expected shape {tuple(truth.shape)}, got {tuple(got.shape)}"
-    if got.dtype == torch.bool or truth.dtype == torch.bool:
-        if not torch.equal(got.bool(), truth.bool()):
-            return f"{what}: {int((got.bool() != truth.bool()).sum())} entries are wrong"
-        return None
-    if not torch.allclose(got.to(truth.dtype), truth, atol=atol):
-        return f"{what}: values differ from the truth by up to {(got - truth).abs().max().item():.4g}"
-    return None
+        return shape_hint(got, truth.shape, what)
+    got = got.to_dense() if got.layout != torch.strided else got
+    if hint := shape_hint(got, truth.shape, what):
+        return hint
+    if torch.bool in (got.dtype, truth.dtype):
+        wrong = int((got.bool() != truth.bool()).sum())
+        return f"{what}: {wrong} entries are wrong" if wrong else None
+    return close_hint(got.to(truth.dtype), truth, what)
 
 
 @exercise("06.1", "weighted degree from an edge list")
@@ -34,9 +34,10 @@ def check_degree_from_edges(answer):
         adj = _graph(seed, n)
         target, source = adj.nonzero(as_tuple=True)
         edge_index, edge_weight = torch.stack([source, target]), adj[target, source]
-        hint = _close(answer(edge_index, edge_weight, n), adj.sum(dim=1), f"a graph of {n} nodes")
-        if hint:
-            return hint + " (add each edge's weight to the degree of its target node, e.g. with index_add_)"
+        got = answer(edge_index, edge_weight, n)
+        if hint := _close(got, adj.sum(dim=1), f"a graph of {n} nodes"):
+            return hint + (" (add each edge's weight to the degree of its target node, e.g. with "
+                           "index_add_)")
     return None
 
 
@@ -46,9 +47,9 @@ def check_random_walk_operator(answer):
         adj = _graph(seed, n)
         adj[0, :] = adj[:, 0] = 0.0  # an isolated node still has its self-loop
         a = add_self_loops(adj)
-        hint = _close(answer(adj), a / a.sum(dim=1, keepdim=True), f"a graph of {n} nodes")
-        if hint:
-            return hint + " (D^-1 (A + I): each row of A + I divided by its sum, so each row sums to 1)"
+        if hint := _close(answer(adj), a / a.sum(dim=1, keepdim=True), f"a graph of {n} nodes"):
+            return hint + (" (D^-1 (A + I): each row of A + I divided by its sum, so each row sums "
+                           "to 1)")
     return None
 
 
@@ -58,9 +59,9 @@ def check_k_hop(answer):
         adj = _graph(seed, n)
         step = ((adj > 0) | torch.eye(n, dtype=torch.bool)).double()
         truth = torch.linalg.matrix_power(step, k) > 0
-        hint = _close(answer(adj, k), truth, f"k={k} on a graph of {n} nodes")
-        if hint:
-            return hint + " (node j is within k hops of i when (A + I)^k has a non-zero (i, j) entry)"
+        if hint := _close(answer(adj, k), truth, f"k={k} on a graph of {n} nodes"):
+            return hint + (" (node j is within k hops of i when (A + I)^k has a non-zero (i, j) "
+                           "entry)")
     return None
 
 
@@ -70,8 +71,7 @@ def check_sgc(answer):
         adj = _graph(seed, n)
         x = torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
         truth = torch.linalg.matrix_power(normalized_adjacency(adj), k) @ x
-        hint = _close(answer(x, adj, k), truth, f"k={k}")
-        if hint:
+        if hint := _close(answer(x, adj, k), truth, f"k={k}"):
             return hint + " (apply the GCN operator D^-1/2 (A+I) D^-1/2 to x, k times)"
     return None
 
@@ -81,10 +81,10 @@ def check_dirichlet_by_edges(answer):
     for seed, n in [(12, 6), (13, 11)]:
         adj = _graph(seed, n).double()
         x = torch.randn(n, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        truth = torch.trace(x.T @ laplacian(adj, normalized=False) @ x)
+        truth = torch.trace(x.T @ laplacian(adj, normalized=False) @ x).item()
         got = answer(x, adj)
         got = got.item() if isinstance(got, torch.Tensor) else got
-        if not isinstance(got, float) or abs(got - truth.item()) > 1e-8 * max(1.0, abs(truth.item())):
-            return (f"a graph of {n} nodes: expected {truth.item():.4f}, got {got!r} "
-                    "(1/2 sum over i, j of adj[i, j] * ||x_i - x_j||^2; each undirected edge appears twice)")
+        if not isinstance(got, float) or abs(got - truth) > 1e-8 * max(1.0, abs(truth)):
+            return (f"a graph of {n} nodes: expected {truth:.4f}, got {got!r} (1/2 sum over i, j "
+                    "of adj[i, j] * ||x_i - x_j||^2; each undirected edge appears twice)")
     return None

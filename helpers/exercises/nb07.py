@@ -4,31 +4,32 @@ import torch
 import torch.nn.functional as F
 
 from helpers.exercises import exercise
-from helpers.stgcn import STGCNConfig, TemporalGatedConv, count_parameters
+from helpers.exercises.hints import case_text, mismatch, numbered, shape_hint
+from helpers.models import STGCNConfig, TemporalGatedConv, count_parameters
 
 
 @exercise("07.1", "time steps that reach the output block")
 def check_output_steps(answer):
     for input_len, kt, blocks in [(12, 3, 2), (12, 2, 2), (24, 3, 3), (9, 2, 4), (5, 1, 3)]:
-        expected = STGCNConfig(num_nodes=1, input_len=input_len, Kt=kt, blocks=((4, 2, 4),) * blocks).time_left
+        config = STGCNConfig(num_nodes=1, input_len=input_len, Kt=kt, blocks=((4, 2, 4),) * blocks)
         got = answer(input_len, kt, blocks)
-        if got != expected:
-            return (f"for input_len={input_len}, kt={kt}, num_blocks={blocks} expected {expected}, got {got!r}; "
-                    f"each block has two temporal convolutions, each removing kt - 1 steps")
+        if got != config.time_left:
+            return mismatch(case_text(input_len=input_len, kt=kt, num_blocks=blocks),
+                            config.time_left, got, "; each block has two temporal convolutions, "
+                            "each removing kt - 1 steps")
     return None
 
 
 @exercise("07.2", "from the notes' layout (batch, nodes, time, features) to ours")
 def check_notes_to_ours(answer):
-    ours = torch.arange(2 * 5 * 3 * 4, dtype=torch.float32).reshape(2, 5, 3, 4)  # (batch, time 5, nodes 3, features)
+    ours = numbered(2, 5, 3, 4)  # (batch, time 5, nodes 3, features)
     notes = ours.transpose(1, 2).contiguous()  # (batch, nodes 3, time 5, features)
     result = answer(notes)
-    if not isinstance(result, torch.Tensor):
-        return f"return a tensor, not {type(result).__name__}"
-    if result.shape != ours.shape:
-        return f"expected shape {tuple(ours.shape)} = (batch, time, nodes, features), got {tuple(result.shape)}"
+    if hint := shape_hint(result, ours.shape):
+        return hint + " (ours is (batch, time, nodes, features))"
     if not torch.equal(result, ours):
-        return "the shape is right but the values are scrambled: swap the nodes and time axes, do not reshape"
+        return ("the shape is right but the values are scrambled: swap the nodes and time axes, "
+                "do not reshape")
     return None
 
 
@@ -37,11 +38,12 @@ def check_paper_gate(answer):
     g = torch.Generator().manual_seed(7)
     p, q, residual = (torch.randn(2, 3, 4, 5, generator=g) for _ in range(3))
     result = answer(p, q, residual)
-    if not isinstance(result, torch.Tensor) or result.shape != p.shape:
-        return f"return a tensor of shape {tuple(p.shape)}"
+    if hint := shape_hint(result, p.shape):
+        return hint
     expected = F.glu(torch.cat([p + residual, q], dim=-1), dim=-1)
     if torch.allclose(result, p * torch.sigmoid(q) + residual, atol=1e-6):
-        return "that adds the residual after the gate (the notes' order); the paper adds it to P before gating"
+        return ("that adds the residual after the gate (the notes' order); the paper adds it to P "
+                "before gating")
     if not torch.allclose(result, expected, atol=1e-6):
         return "compare with (P + residual) * sigmoid(Q)"
     return None
@@ -49,13 +51,14 @@ def check_paper_gate(answer):
 
 @exercise("07.4", "parameters of a temporal gated convolution")
 def check_temporal_conv_parameters(answer):
-    for c_in, c_out, kt, gate in [(1, 64, 3, "glu"), (64, 16, 3, "glu"), (16, 64, 2, "notes"), (32, 32, 4, "glu"),
-                                  (64, 16, 3, "notes")]:
+    for c_in, c_out, kt, gate in [(1, 64, 3, "glu"), (64, 16, 3, "glu"), (16, 64, 2, "notes"),
+                                  (32, 32, 4, "glu"), (64, 16, 3, "notes")]:
         expected = count_parameters(TemporalGatedConv(c_in, c_out, kt, gate=gate))
         got = answer(c_in, c_out, kt, gate)
         if got != expected:
-            hint = " (did you count the 1x1 projection of the residual?)" if gate == "glu" and c_in > c_out else ""
-            return f"for c_in={c_in}, c_out={c_out}, kt={kt}, gate={gate!r} expected {expected}, got {got!r}{hint}"
+            projects = gate == "glu" and c_in > c_out
+            why = " (did you count the 1x1 projection of the residual?)" if projects else ""
+            return mismatch(case_text(c_in=c_in, c_out=c_out, kt=kt, gate=gate), expected, got, why)
     return None
 
 
@@ -67,14 +70,15 @@ def check_station_mae(answer):
     target[0, 0, 1] = target[3, 1, 1] = float("nan")
     target[:, :, 3] = float("nan")  # a station with no observed target at all
     result = answer(pred, target)
-    if not isinstance(result, torch.Tensor) or result.shape != (4,):
-        return "return one number per station: a tensor of shape (nodes,) = (4,)"
+    if hint := shape_hint(result, (4,)):
+        return hint + " (one number per station: (nodes,))"
     errors = (pred - target).abs()
     expected = torch.stack([errors[..., k][~torch.isnan(errors[..., k])].mean() for k in range(4)])
     if not torch.isnan(result[3]):
         return "a station with no observed target should get NaN (0 / 0), not a number"
     if torch.isnan(result[:3]).any():
-        return "a missing target made a whole station NaN: leave the missing entries out of the sum and the count"
+        return ("a missing target made a whole station NaN: leave the missing entries out of the "
+                "sum and the count")
     if not torch.allclose(result[:3], expected[:3], atol=1e-6):
         return "divide each station's sum of absolute errors by its number of OBSERVED targets"
     return None

@@ -5,6 +5,7 @@ from torch.utils.data import DistributedSampler
 
 from helpers.distributed import rank_table
 from helpers.exercises import exercise
+from helpers.exercises.hints import case_text, mismatch
 
 
 @exercise("09.1", "rank and world size from the launch")
@@ -14,8 +15,9 @@ def check_ranks(answer):
             got = answer(nnodes, nproc, row["node_rank"], row["local_rank"])
             expected = (row["rank"], row["world_size"])
             if tuple(got) != expected:
-                return (f"for {nnodes} machines x {nproc} processes, machine {row['node_rank']}, local rank "
-                        f"{row['local_rank']}: expected (rank, world_size) = {expected}, got {tuple(got)}")
+                case = (f"{nnodes} machines x {nproc} processes, machine {row['node_rank']}, "
+                        f"local rank {row['local_rank']}")
+                return mismatch(case, f"(rank, world_size) = {expected}", tuple(got))
     return None
 
 
@@ -26,13 +28,14 @@ def check_scatter(answer):
         x = torch.randn(batch, 5, generator=g)
         got = answer(x, devices)
         expected = x.chunk(devices)
+        sizes = [len(c) for c in expected]
         if len(got) != len(expected):
-            return (f"a batch of {batch} over {devices} devices: expected {len(expected)} pieces (sizes "
-                    f"{[len(c) for c in expected]}), got {len(got)}")
+            return (f"a batch of {batch} over {devices} devices: expected {len(expected)} pieces "
+                    f"(sizes {sizes}), got {len(got)}")
         for piece, truth in zip(got, expected, strict=True):
             if piece.shape != truth.shape or not torch.equal(piece, truth):
                 return (f"a batch of {batch} over {devices} devices: expected pieces of sizes "
-                        f"{[len(c) for c in expected]} along dim 0, in order; got {[len(p) for p in got]}")
+                        f"{sizes} along dim 0, in order; got {[len(p) for p in got]}")
     return None
 
 
@@ -40,12 +43,12 @@ def check_scatter(answer):
 def check_shard(answer):
     for n, world in [(10, 2), (10, 3), (5, 4), (16, 8), (7, 1)]:
         for rank in range(world):
-            expected = list(DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=False))
+            sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=False)
             got = [int(i) for i in answer(n, world, rank)]
-            if got != expected:
-                return (f"n={n}, world_size={world}, rank={rank}: expected {expected}, got {got} (every rank gets "
-                        f"the same number of samples: pad by repeating from the start, then take every "
-                        f"world_size-th index from `rank`)")
+            if got != list(sampler):
+                return mismatch(case_text(n=n, world_size=world, rank=rank), list(sampler), got,
+                                " (every rank gets the same number of samples: pad by repeating "
+                                "from the start, then take every world_size-th index from `rank`)")
     return None
 
 
@@ -62,6 +65,6 @@ def check_combine(answer):
         if not torch.allclose(torch.as_tensor(mean), true_mean, atol=1e-9):
             return f"groups of {n1} and {n2}: the mean should be {true_mean.tolist()}, got {mean}"
         if not torch.allclose(torch.as_tensor(var), true_var, atol=1e-9):
-            return (f"groups of {n1} and {n2}: the variance should be {true_var.tolist()}, got {var}; the spread "
-                    f"of the group means around the overall mean counts too")
+            return (f"groups of {n1} and {n2}: the variance should be {true_var.tolist()}, "
+                    f"got {var}; the spread of the group means around the overall mean counts too")
     return None

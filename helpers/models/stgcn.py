@@ -1,21 +1,23 @@
-"""The spatio-temporal graph convolutional network (STGCN) of Yu, Yin and Zhu (IJCAI 2018), composable.
+"""The spatio-temporal graph convolutional network (STGCN) of Yu, Yin and Zhu (IJCAI 2018).
 
-Layout: every tensor here is `(batch, time, nodes, channels)`, channels last, like `helpers.graph`. The
-study notes (and the paper's code) use `(batch, channels, time, nodes)` or `(batch, nodes, time, features)`;
-only the temporal convolution needs channels first, and it permutes internally (a free view: a contiguous
-`(B, T, N, C)` tensor permuted to `(B, C, T, N)` is exactly the channels-last memory layout `Conv2d` likes).
+Layout: every tensor here is `(batch, time, nodes, channels)`, channels last, like `helpers.graph`.
+The study notes (and the paper's code) use `(batch, channels, time, nodes)` or `(batch, nodes, time,
+features)`; only the temporal convolution needs channels first, and it permutes internally (a free
+view: a contiguous `(B, T, N, C)` tensor permuted to `(B, C, T, N)` is exactly the channels-last
+memory layout `Conv2d` likes).
 
 The pieces, smallest first:
 - `Align`: makes a skip connection's channels match (identity, zero-padding, or a 1x1 projection).
-- `TemporalGatedConv`: a 1-d convolution over time (kernel `Kt`, no padding: time shrinks by `Kt - 1`) with
-  a gate, either the paper's GLU with residual `(P + x) * sigmoid(Q)` or the notes' form
-  `relu(P * sigmoid(Q) + R)` (three convolutions).
-- `STConvBlock`: the "sandwich" temporal - spatial - temporal, with a residual around the graph convolution,
-  then normalisation and dropout. Its parts are passed in, so swapping Chebyshev for first-order graph
-  convolution (or LayerNorm for BatchNorm) is one argument.
+- `TemporalGatedConv`: a 1-d convolution over time (kernel `Kt`, no padding: time shrinks by
+  `Kt - 1`) with a gate, either the paper's GLU with residual `(P + x) * sigmoid(Q)` or the notes'
+  form `relu(P * sigmoid(Q) + R)` (three convolutions).
+- `STConvBlock`: the "sandwich" temporal - spatial - temporal, with a residual around the graph
+  convolution, then normalisation and dropout. Its parts are passed in, so swapping Chebyshev for
+  first-order graph convolution (or LayerNorm for BatchNorm) is one argument.
 - `OutputBlock`: a temporal convolution over all remaining time steps, normalisation and a two-layer
   fully connected head producing `horizon` steps at once.
-- `STGCN(config, adj)`: two (or more) blocks and the output block, built from an `STGCNConfig` dataclass.
+- `STGCN(config, adj)`: two (or more) blocks and the output block, built from an `STGCNConfig`.
+- `graph_operator` (the matrix the graph convolutions multiply by), `count_parameters`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from helpers.checks import check_choice, check_int, check_number
 from helpers.graph import ChebGraphConv, GraphConv, normalized_adjacency, scaled_laplacian, to_sparse
 
 __all__ = [
@@ -47,38 +50,32 @@ GRAPH_CONVS = ("cheb", "gcn")
 NORMS = ("layer", "batch", "none")
 
 
-def _positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable parameters (elements) of a model."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-# --- graph operator ---------------------------------------------------------------------------------
+# --- graph operator -----------------------------------------------------------------------------
 def graph_operator(adj: Tensor, kind: str = "cheb", sparse: bool = False) -> Tensor:
     """The matrix a graph layer multiplies node features by, built from an adjacency.
 
-    adj: (N, N) symmetric, non-negative. Its diagonal is ignored (some datasets, like Los-loop, store
-    self-loops; others do not), so every dataset gets the same operator:
+    adj: (N, N) symmetric, non-negative. Its diagonal is ignored (some datasets, like Los-loop,
+    store self-loops; others do not), so every dataset gets the same operator:
     kind="cheb": the scaled Laplacian 2 L / lambda_max - I of the paper (for `ChebGraphConv`);
     kind="gcn": the GCN operator D^-1/2 (A + I) D^-1/2 (for `GraphConv`).
     sparse=True returns it as a sparse COO tensor. Returns (N, N).
     """
-    if kind not in GRAPH_CONVS:
-        raise ValueError(f"kind must be one of {GRAPH_CONVS}, got {kind!r}")
+    check_choice("kind", kind, GRAPH_CONVS)
     if not isinstance(adj, Tensor) or adj.dim() != 2 or adj.size(0) != adj.size(1):
         given = tuple(adj.shape) if isinstance(adj, Tensor) else type(adj).__name__
         raise ValueError(f"adj must be a square (N, N) tensor, got {given}")
     adj = adj.float() if not adj.is_floating_point() else adj
-    adj = adj * (1 - torch.eye(adj.size(0), dtype=adj.dtype, device=adj.device))  # drop stored self-loops
+    adj = adj * (1 - torch.eye(adj.size(0), dtype=adj.dtype, device=adj.device))  # no self-loops
     operator = scaled_laplacian(adj) if kind == "cheb" else normalized_adjacency(adj)
     return to_sparse(operator) if sparse else operator
 
 
-# --- building blocks --------------------------------------------------------------------------------
+# --- building blocks ----------------------------------------------------------------------------
 class Align(nn.Module):
     """Match channels for a skip connection, as in the paper's code: x (..., C_in) -> (..., C_out).
 
@@ -88,10 +85,10 @@ class Align(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        _positive_int("in_channels", in_channels)
-        _positive_int("out_channels", out_channels)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.proj = nn.Linear(in_channels, out_channels, bias=False) if in_channels > out_channels else None
+        self.in_channels = check_int("in_channels", in_channels)
+        self.out_channels = check_int("out_channels", out_channels)
+        projects = in_channels > out_channels
+        self.proj = nn.Linear(in_channels, out_channels, bias=False) if projects else None
 
     def reset_parameters(self) -> None:
         if self.proj is not None:
@@ -113,24 +110,23 @@ class Align(nn.Module):
 
 
 class TemporalGatedConv(nn.Module):
-    """Temporal gated convolution (时间门控卷积): a 1-d convolution over time, shared by all nodes, then a gate.
+    """Temporal gated convolution (时间门控卷积): a 1-d convolution over time, shared by all
+    nodes, then a gate.
 
     x: (batch, time, nodes, in_channels) -> (batch, time - Kt + 1, nodes, out_channels).
-    One `Conv2d` with kernel (Kt, 1) computes all the convolutions at once (2 or 3 times `out_channels`
-    output channels), then the output is split:
-    gate="glu"   (the paper): (P + Align(x)[:, Kt-1:]) * sigmoid(Q); the residual is the input's last
-                 time steps, the ones the convolution window ends on.
+    One `Conv2d` with kernel (Kt, 1) computes all the convolutions at once (2 or 3 times
+    `out_channels` output channels), then the output is split:
+    gate="glu"   (the paper): (P + Align(x)[:, Kt-1:]) * sigmoid(Q); the residual is the input's
+                 last time steps, the ones the convolution window ends on.
     gate="notes" (the study notes, common PyTorch code): relu(P * sigmoid(Q) + R).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, gate: str = "glu"):
         super().__init__()
-        _positive_int("in_channels", in_channels)
-        _positive_int("out_channels", out_channels)
-        _positive_int("kernel_size", kernel_size)
-        if gate not in GATES:
-            raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
-        self.in_channels, self.out_channels, self.kernel_size, self.gate = in_channels, out_channels, kernel_size, gate
+        self.in_channels = check_int("in_channels", in_channels)
+        self.out_channels = check_int("out_channels", out_channels)
+        self.kernel_size = check_int("kernel_size", kernel_size)
+        self.gate = check_choice("gate", gate, GATES)
         parts = 2 if gate == "glu" else 3
         self.conv = nn.Conv2d(in_channels, parts * out_channels, kernel_size=(kernel_size, 1))
         self.align = Align(in_channels, out_channels) if gate == "glu" else None
@@ -142,8 +138,8 @@ class TemporalGatedConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.size(-1) != self.in_channels or x.size(1) < self.kernel_size:
-            raise ValueError(f"x must have shape (batch, time >= {self.kernel_size}, nodes, {self.in_channels}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(f"x must have shape (batch, time >= {self.kernel_size}, nodes, "
+                             f"{self.in_channels}), got {tuple(x.shape)}")
         h = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, T', N, parts * C_out)
         if self.gate == "glu":
             p, q = h.chunk(2, dim=-1)
@@ -156,33 +152,35 @@ class TemporalGatedConv(nn.Module):
 
 
 class STConvBlock(nn.Module):
-    """The spatio-temporal convolution block (时空卷积块): temporal - spatial - temporal, then norm and dropout.
+    """The spatio-temporal convolution block (时空卷积块): temporal - spatial - temporal, then
+    norm and dropout.
 
     forward(x, operator): x (batch, time, nodes, C_in) -> (batch, time - 2 (Kt - 1), nodes, C_out).
-      h = temporal_in(x)                              # (B, T - Kt + 1, N, C_t)
-      h = relu(spatial(h, operator) + Align(h))       # the graph convolution acts on every time step at once
-      h = dropout(norm(temporal_out(h)))              # (B, T - 2 (Kt - 1), N, C_out)
-    The parts are modules passed in: `temporal_in`/`temporal_out` are `TemporalGatedConv`s (or anything with
-    the same shapes), `spatial` is a `ChebGraphConv` or `GraphConv` (any module called `spatial(x, operator)`
-    with `in_channels`/`out_channels` attributes), `norm` acts on (B, T, N, C) (e.g. `nn.LayerNorm([N, C])`,
-    the paper's choice) or is None.
+      h = temporal_in(x)                          # (B, T - Kt + 1, N, C_t)
+      h = relu(spatial(h, operator) + Align(h))   # the graph convolution acts on every time step
+      h = dropout(norm(temporal_out(h)))          # (B, T - 2 (Kt - 1), N, C_out)
+    The parts are modules passed in: `temporal_in`/`temporal_out` are `TemporalGatedConv`s (or
+    anything with the same shapes), `spatial` is a `ChebGraphConv` or `GraphConv` (any module called
+    `spatial(x, operator)` with `in_channels`/`out_channels` attributes), `norm` acts on
+    (B, T, N, C) (e.g. `nn.LayerNorm([N, C])`, the paper's choice) or is None.
     """
 
     def __init__(self, temporal_in: nn.Module, spatial: nn.Module, temporal_out: nn.Module,
                  norm: nn.Module | None = None, dropout: float = 0.0):
         super().__init__()
-        for name, part in (("temporal_in", temporal_in), ("spatial", spatial), ("temporal_out", temporal_out)):
+        parts = {"temporal_in": temporal_in, "spatial": spatial, "temporal_out": temporal_out}
+        for name, part in parts.items():
             if not isinstance(part, nn.Module):
                 raise TypeError(f"{name} must be an nn.Module, got {type(part).__name__}")
-        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        check_number("dropout", dropout, 0, 1, high_open=True)
         self.temporal_in, self.spatial, self.temporal_out = temporal_in, spatial, temporal_out
         self.spatial_align = Align(spatial.in_channels, spatial.out_channels)
         self.norm = norm
         self.dropout = nn.Dropout(dropout)
 
     def reset_parameters(self) -> None:
-        for module in (self.temporal_in, self.spatial, self.spatial_align, self.temporal_out, self.norm):
+        parts = (self.temporal_in, self.spatial, self.spatial_align, self.temporal_out, self.norm)
+        for module in parts:
             if module is not None and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
@@ -196,20 +194,22 @@ class STConvBlock(nn.Module):
 
 
 class OutputBlock(nn.Module):
-    """Output block: collapse the remaining time steps, normalise, and predict every horizon step at once.
+    """Output block: collapse the remaining time steps, normalise, and predict every horizon step
+    at once.
 
     x: (batch, time_steps, nodes, in_channels) -> (batch, horizon, nodes, out_channels).
     A `TemporalGatedConv` whose kernel spans all `time_steps` leaves one step; `norm`; then a fully
-    connected head Linear(in, hidden) - ReLU - Linear(hidden, horizon * out_channels), applied per node.
+    connected head Linear(in, hidden) - ReLU - Linear(hidden, horizon * out_channels), applied per
+    node.
     """
 
     def __init__(self, in_channels: int, time_steps: int, horizon: int, out_channels: int = 1,
                  hidden_channels: int = 128, gate: str = "glu", norm: nn.Module | None = None):
         super().__init__()
-        for name, value in (("time_steps", time_steps), ("horizon", horizon), ("out_channels", out_channels),
-                            ("hidden_channels", hidden_channels)):
-            _positive_int(name, value)
-        self.horizon, self.out_channels = horizon, out_channels
+        check_int("time_steps", time_steps)
+        self.horizon = check_int("horizon", horizon)
+        self.out_channels = check_int("out_channels", out_channels)
+        check_int("hidden_channels", hidden_channels)
         self.temporal = TemporalGatedConv(in_channels, in_channels, time_steps, gate=gate)
         self.norm = norm
         self.fc1 = nn.Linear(in_channels, hidden_channels)
@@ -225,28 +225,28 @@ class OutputBlock(nn.Module):
         if self.norm is not None:
             h = self.norm(h)
         h = self.fc2(torch.relu(self.fc1(h[:, 0])))  # (B, N, horizon * out_channels)
-        b, n = h.shape[:2]
-        return h.reshape(b, n, self.horizon, self.out_channels).transpose(1, 2)  # (B, horizon, N, out_channels)
+        b, n = h.shape[:2]  # to (B, horizon, N, out_channels):
+        return h.reshape(b, n, self.horizon, self.out_channels).transpose(1, 2)
 
     def extra_repr(self) -> str:
         return f"horizon={self.horizon}, out_channels={self.out_channels}"
 
 
-# --- the model -----------------------------------------------------------------------------------------
+# --- the model ----------------------------------------------------------------------------------
 @dataclass
 class STGCNConfig:
     """Everything that defines an STGCN except the graph.
 
     blocks: one (temporal, spatial, temporal) channel triple per ST-Conv block; the paper uses
-    ((64, 16, 64), (64, 16, 64)). Each block shortens time by 2 (Kt - 1); the output block then spans
-    what is left, so `input_len > 2 (Kt - 1) len(blocks)` is required.
-    graph_conv: "cheb" (Chebyshev of order Ks, the paper) or "gcn" (first order, common code; Ks unused).
-    gate: "glu" (paper) or "notes"; norm: "layer" (LayerNorm over nodes and channels, the paper),
-    "batch" (BatchNorm over channels) or "none". sparse: keep the graph operator as a sparse tensor.
-    out_channels=1 gives outputs (batch, horizon, nodes); more gives (batch, horizon, nodes, out_channels).
-    predict_change: the network forecasts the change from the last input step, which is added back, so
-    an untrained model starts as the persistence forecast; the targets must be the first `out_channels`
-    input channels (as `make_splits` arranges: target channel 0).
+    ((64, 16, 64), (64, 16, 64)). Each block shortens time by 2 (Kt - 1); the output block then
+    spans what is left, so `input_len > 2 (Kt - 1) len(blocks)` is required.
+    graph_conv: "cheb" (Chebyshev of order Ks, the paper) or "gcn" (first order, common code; Ks
+    unused). gate: "glu" (paper) or "notes"; norm: "layer" (LayerNorm over nodes and channels, the
+    paper), "batch" (BatchNorm over channels) or "none". sparse: keep the graph operator sparse.
+    out_channels=1 gives outputs (batch, horizon, nodes); more gives (batch, horizon, nodes,
+    out_channels). predict_change: the network forecasts the change from the last input step, which
+    is added back, so an untrained model starts as the persistence forecast; the targets must be the
+    first `out_channels` input channels (as `make_splits` arranges: target channel 0).
     """
 
     num_nodes: int
@@ -268,26 +268,25 @@ class STGCNConfig:
     def __post_init__(self):
         for name in ("num_nodes", "input_len", "horizon", "in_channels", "out_channels", "Kt", "Ks",
                      "hidden_channels"):
-            _positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         self.blocks = tuple(tuple(b) for b in self.blocks)
         if not self.blocks or any(len(b) != 3 for b in self.blocks):
-            raise ValueError(f"blocks must be a non-empty sequence of (temporal, spatial, temporal) channel "
-                             f"triples, got {self.blocks!r}")
-        for b in self.blocks:
-            for c in b:
-                _positive_int("every channel width in blocks", c)
+            raise ValueError(f"blocks must be a non-empty sequence of (temporal, spatial, "
+                             f"temporal) channel triples, got {self.blocks!r}")
+        for width in (c for b in self.blocks for c in b):
+            check_int("every channel width in blocks", width)
         for name, allowed in (("graph_conv", GRAPH_CONVS), ("gate", GATES), ("norm", NORMS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
-            raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
+            check_choice(name, getattr(self, name), allowed)
+        check_number("dropout", self.dropout, 0, 1, high_open=True)
         if self.predict_change and self.out_channels > self.in_channels:
-            raise ValueError(f"predict_change adds the last input step to the forecast, so it needs out_channels <= "
-                             f"in_channels, got out_channels={self.out_channels} > in_channels={self.in_channels}")
+            raise ValueError(f"predict_change adds the last input step to the forecast, so it "
+                             f"needs out_channels <= in_channels, got out_channels="
+                             f"{self.out_channels} > in_channels={self.in_channels}")
         if self.time_left < 1:
-            raise ValueError(f"input_len={self.input_len} is too short for {len(self.blocks)} blocks with "
-                             f"Kt={self.Kt}: each block removes 2 (Kt - 1) = {2 * (self.Kt - 1)} steps; "
-                             f"expected input_len > {2 * (self.Kt - 1) * len(self.blocks)}")
+            removed = 2 * (self.Kt - 1)
+            raise ValueError(f"input_len={self.input_len} is too short for {len(self.blocks)} "
+                             f"blocks with Kt={self.Kt}: each block removes 2 (Kt - 1) = "
+                             f"{removed} steps; expected input_len > {removed * len(self.blocks)}")
 
     @property
     def time_left(self) -> int:
@@ -304,9 +303,9 @@ class STGCNConfig:
 class STGCN(nn.Module):
     """STGCN: ST-Conv blocks, then an output block; predicts `horizon` steps for every node at once.
 
-    STGCN(config, adj): adj (N, N) is the network's adjacency; the matching graph operator (`graph_operator`)
-    is kept as a buffer that follows `.to(device)` but is not saved in `state_dict` (it is data, rebuilt
-    from the adjacency). forward(x, operator=None):
+    STGCN(config, adj): adj (N, N) is the network's adjacency; the matching graph operator
+    (`graph_operator`) is kept as a buffer that follows `.to(device)` but is not saved in
+    `state_dict` (it is data, rebuilt from the adjacency). forward(x, operator=None):
       x: (batch, input_len, nodes, in_channels), or (batch, input_len, nodes) when in_channels == 1
       -> (batch, horizon, nodes) when out_channels == 1, else (batch, horizon, nodes, out_channels).
     `operator` overrides the stored one (same node count; e.g. to run on a sparse version).
@@ -318,11 +317,11 @@ class STGCN(nn.Module):
             raise TypeError(f"config must be an STGCNConfig, got {type(config).__name__}")
         if not isinstance(adj, Tensor) or adj.shape != (config.num_nodes, config.num_nodes):
             given = tuple(adj.shape) if isinstance(adj, Tensor) else type(adj).__name__
-            raise ValueError(f"adj must have shape ({config.num_nodes}, {config.num_nodes}) to match "
-                             f"config.num_nodes, got {given}")
-        self.config = config
-        self.register_buffer("operator", graph_operator(adj, config.graph_conv, config.sparse), persistent=False)
-        c = config
+            raise ValueError(f"adj must have shape ({config.num_nodes}, {config.num_nodes}) to "
+                             f"match config.num_nodes, got {given}")
+        self.config = c = config
+        operator = graph_operator(adj, c.graph_conv, c.sparse)
+        self.register_buffer("operator", operator, persistent=False)
         channels = c.in_channels
         self.blocks = nn.ModuleList()
         for t_channels, s_channels, out_channels in c.blocks:
@@ -336,8 +335,8 @@ class STGCN(nn.Module):
                 dropout=c.dropout,
             ))
             channels = out_channels
-        self.output = OutputBlock(channels, c.time_left, c.horizon, c.out_channels, c.hidden_channels,
-                                  gate=c.gate, norm=self._norm(channels))
+        self.output = OutputBlock(channels, c.time_left, c.horizon, c.out_channels,
+                                  c.hidden_channels, gate=c.gate, norm=self._norm(channels))
 
     def _norm(self, channels: int) -> nn.Module | None:
         if self.config.norm == "layer":
@@ -353,14 +352,7 @@ class STGCN(nn.Module):
 
     def forward(self, x: Tensor, operator: Tensor | None = None) -> Tensor:
         c = self.config
-        if isinstance(x, Tensor) and x.dim() == 3 and c.in_channels == 1:
-            x = x.unsqueeze(-1)
-        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (c.input_len, c.num_nodes,
-                                                                                c.in_channels):
-            given = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"STGCN expects x of shape (batch, time={c.input_len}, nodes={c.num_nodes}, "
-                             f"channels={c.in_channels}), time before nodes (not the notes' (batch, nodes, "
-                             f"time, features)), got {given}")
+        x = self._as_4d(x)  # (B, input_len, N, in_channels)
         operator = self.operator if operator is None else operator
         h = x
         for block in self.blocks:
@@ -370,11 +362,26 @@ class STGCN(nn.Module):
             out = out + x[:, -1:, :, : c.out_channels]
         return out.squeeze(-1) if c.out_channels == 1 else out
 
+    def _as_4d(self, x: Tensor) -> Tensor:
+        """x as (batch, input_len, nodes, in_channels) (a channel axis added to 3-d x), checked."""
+        c = self.config
+        if isinstance(x, Tensor) and x.dim() == 3 and c.in_channels == 1:
+            x = x.unsqueeze(-1)
+        expected = (c.input_len, c.num_nodes, c.in_channels)
+        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            given = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"STGCN expects x of shape (batch, time={c.input_len}, "
+                             f"nodes={c.num_nodes}, channels={c.in_channels}), time before nodes "
+                             f"(not the notes' (batch, nodes, time, features)), got {given}")
+        return x
+
     def extra_repr(self) -> str:
         c = self.config
-        return (f"nodes={c.num_nodes}, input_len={c.input_len} -> horizon={c.horizon}, graph_conv={c.graph_conv!r}"
-                f"{'' if c.graph_conv == 'gcn' else f' (Ks={c.Ks})'}, Kt={c.Kt}, gate={c.gate!r}, norm={c.norm!r}"
-                f"{', predict_change=True' if c.predict_change else ''}, parameters={count_parameters(self):,}")
+        return (f"nodes={c.num_nodes}, input_len={c.input_len} -> horizon={c.horizon}, "
+                f"graph_conv={c.graph_conv!r}{'' if c.graph_conv == 'gcn' else f' (Ks={c.Ks})'}, "
+                f"Kt={c.Kt}, gate={c.gate!r}, norm={c.norm!r}"
+                f"{', predict_change=True' if c.predict_change else ''}, "
+                f"parameters={count_parameters(self):,}")
 
 
 class _ChannelBatchNorm(nn.BatchNorm2d):

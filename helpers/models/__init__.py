@@ -1,0 +1,48 @@
+"""The forecasting models of the workbook; import every name from `helpers.models`.
+
+- `models.lstm`: the LSTM cell written out gate by gate (`LSTMCellFromScratch`), `unroll`, the
+  `LSTMForecaster`, and `gradient_norms_through_time` (notebook 05).
+- `models.stgcn`: the STGCN in parts: `TemporalGatedConv`, `STConvBlock`, `OutputBlock`, `Align`,
+  `STGCN` built from an `STGCNConfig`, plus `graph_operator` and `count_parameters` (notebook 07).
+- `models.baselines`: forecasts without training: `nearest_neighbour_forecast` (notebook 02),
+  `historical_average`, and `baseline_forecast` (persistence or historical average on a split).
+
+Training these models (`train_forecaster`, `fit_lstm_forecaster`) lives in `helpers.train`.
+"""
+
+from helpers.models.baselines import baseline_forecast, historical_average, nearest_neighbour_forecast
+from helpers.models.lstm import LSTMCellFromScratch, LSTMForecaster, gradient_norms_through_time, unroll
+from helpers.models.stgcn import (
+    GATES,
+    GRAPH_CONVS,
+    NORMS,
+    STGCN,
+    Align,
+    OutputBlock,
+    STConvBlock,
+    STGCNConfig,
+    TemporalGatedConv,
+    count_parameters,
+    graph_operator,
+)
+
+__all__ = [
+    "LSTMCellFromScratch",
+    "unroll",
+    "LSTMForecaster",
+    "gradient_norms_through_time",
+    "STGCN",
+    "STGCNConfig",
+    "TemporalGatedConv",
+    "STConvBlock",
+    "OutputBlock",
+    "Align",
+    "graph_operator",
+    "count_parameters",
+    "GATES",
+    "GRAPH_CONVS",
+    "NORMS",
+    "nearest_neighbour_forecast",
+    "historical_average",
+    "baseline_forecast",
+]
