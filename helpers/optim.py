@@ -109,17 +109,9 @@ def sgd_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, weight_deca
     return param.add(grad, alpha=-lr)
 
 
-def momentum_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float,
-    momentum: float = 0.9,
-    dampening: float = 0.0,
-    nesterov: bool = False,
-    weight_decay: float = 0.0,
-) -> Tensor:
+def momentum_step(param: Tensor, grad: Tensor, state: dict, *, lr: float, momentum: float = 0.9,
+                  dampening: float = 0.0, nesterov: bool = False,
+                  weight_decay: float = 0.0) -> Tensor:
     """SGD with momentum in PyTorch's convention.  Like `torch.optim.SGD(momentum=...)`.
 
         buf <- g                               on the first step
@@ -147,17 +139,9 @@ def momentum_step(
     return param.add(direction, alpha=-lr)
 
 
-def adagrad_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float = 1e-2,
-    eps: float = 1e-10,
-    lr_decay: float = 0.0,
-    weight_decay: float = 0.0,
-    initial_accumulator_value: float = 0.0,
-) -> Tensor:
+def adagrad_step(param: Tensor, grad: Tensor, state: dict, *, lr: float = 1e-2, eps: float = 1e-10,
+                 lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0) -> Tensor:
     """AdaGrad: divide by the root of the running SUM of squared gradients.
     Like `torch.optim.Adagrad`.
 
@@ -180,18 +164,9 @@ def adagrad_step(
     return param.addcdiv(grad, std, value=-clr)
 
 
-def rmsprop_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float = 1e-2,
-    alpha: float = 0.99,
-    eps: float = 1e-8,
-    momentum: float = 0.0,
-    centered: bool = False,
-    weight_decay: float = 0.0,
-) -> Tensor:
+def rmsprop_step(param: Tensor, grad: Tensor, state: dict, *, lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, momentum: float = 0.0, centered: bool = False,
+                 weight_decay: float = 0.0) -> Tensor:
     """RMSProp: divide by the root of a moving AVERAGE of squared gradients.
     Like `torch.optim.RMSprop`.
 
@@ -225,17 +200,9 @@ def rmsprop_step(
     return param.addcdiv(grad, avg, value=-lr)
 
 
-def adam_step(
-    param: Tensor,
-    grad: Tensor,
-    state: dict,
-    *,
-    lr: float = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    decoupled_weight_decay: bool = False,
-) -> Tensor:
+def adam_step(param: Tensor, grad: Tensor, state: dict, *, lr: float = 1e-3,
+              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+              weight_decay: float = 0.0, decoupled_weight_decay: bool = False) -> Tensor:
     """Adam with bias correction.  Like `torch.optim.Adam` (and `AdamW` with
     decoupled_weight_decay).
 

@@ -5,6 +5,7 @@ The layers (top to bottom, as in `helpers/__init__.py`); a module not listed her
 module is placed deliberately."""
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -134,3 +135,19 @@ def test_modules_and_functions_are_small():
                 if length > MAX_FUNCTION_LINES:
                     big.append(f"{module}.{node.name}: {length} lines")
     assert big == []
+
+
+@pytest.mark.parametrize("package", ["helpers.data", "helpers.models", "helpers.train", "helpers.widgets"])
+def test_a_package_exports_every_public_name_of_its_modules(package):
+    """Each package's `__init__` is the one list of its public names: import them from the package."""
+    exported = set(importlib.import_module(package).__all__)
+    missing = []
+    for path in sorted((HELPERS.parent / package.replace(".", "/")).glob("[!_]*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                names = [t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                         if isinstance(t, ast.Name)]
+            else:
+                names = [node.name] if isinstance(node, ast.FunctionDef | ast.ClassDef) else []
+            missing += [f"{path.stem}.{n}" for n in names if not n.startswith("_") and n not in exported]
+    assert missing == []

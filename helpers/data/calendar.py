@@ -8,8 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["time_of_day_index", "day_type"]
-
 
 def time_of_day_index(timestamps: np.ndarray, interval_minutes: int) -> torch.Tensor:
     """Index of each step within its day: minutes since midnight // interval_minutes, (time,)."""

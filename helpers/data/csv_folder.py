@@ -20,8 +20,6 @@ from helpers.checks import check_int
 from helpers.data.series import GraphTimeSeries, check_adjacency
 from helpers.files import write_atomic
 
-__all__ = ["read_csv_numbers", "load_csv_folder", "save_csv_folder"]
-
 _MISSING_TEXT = {"", "nan", "na", "null"}
 
 

@@ -19,8 +19,6 @@ import torch
 from helpers.data.csv_folder import _adjacency_from_file, read_csv_numbers
 from helpers.data.series import DATA_DIR, GraphTimeSeries
 
-__all__ = ["LOS_LOOP_DIR", "LOS_LOOP_URLS", "LOS_LOOP_SHA256", "load_los_loop"]
-
 #: Where load_los_loop downloads from: the T-GCN authors' public repository, then its older layout.
 LOS_LOOP_URLS = (
     "https://raw.githubusercontent.com/lehaifeng/T-GCN/master/T-GCN/T-GCN-PyTorch/data/{name}",

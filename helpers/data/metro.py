@@ -14,8 +14,6 @@ import torch
 from helpers.checks import check_int, check_number
 from helpers.data.series import GraphTimeSeries
 
-__all__ = ["make_metro", "SPREAD"]
-
 # Stations of the fictional city of Port Marren: name, x and y in km from the centre, kind.
 _STATION_TABLE = """
 Westgate          -13.5    1.9   residential

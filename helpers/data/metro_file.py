@@ -18,8 +18,6 @@ import torch
 from helpers.data.series import DATA_DIR, GraphTimeSeries
 from helpers.files import write_atomic
 
-__all__ = ["METRO_DIR", "METRO_FILE", "save_metro", "load_metro"]
-
 METRO_DIR = DATA_DIR / "metro"
 METRO_FILE = "metro.npz"
 _FORMAT = "metro-npz-1"

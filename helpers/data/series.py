@@ -27,8 +27,6 @@ import torch
 from helpers.checks import check_int
 from helpers.data.calendar import time_of_day_index
 
-__all__ = ["DATA_DIR", "GraphTimeSeries", "check_adjacency", "select_nodes", "add_time_of_day"]
-
 #: The repository's data folder (works from a notebook in notebooks/ and from an editable install).
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 

@@ -19,16 +19,6 @@ from torch.utils.data import DataLoader, Dataset
 from helpers.checks import check_int
 from helpers.data.series import GraphTimeSeries
 
-__all__ = [
-    "sliding_windows",
-    "TimeSeriesWindows",
-    "split_bounds",
-    "StandardScaler",
-    "Splits",
-    "make_splits",
-    "shuffled_loader",
-]
-
 
 def sliding_windows(
     x: torch.Tensor, input_len: int, output_len: int, stride: int = 1

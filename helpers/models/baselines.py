@@ -18,8 +18,6 @@ import torch
 from helpers.checks import check_int
 from helpers.data import GraphTimeSeries, day_type, sliding_windows, time_of_day_index
 
-__all__ = ["nearest_neighbour_forecast", "historical_average", "baseline_forecast"]
-
 
 def nearest_neighbour_forecast(
     train_x: torch.Tensor, train_y: torch.Tensor, query_x: torch.Tensor, k: int = 1

@@ -31,20 +31,6 @@ from torch import Tensor, nn
 from helpers.checks import check_choice, check_int, check_number
 from helpers.graph import ChebGraphConv, GraphConv, normalized_adjacency, scaled_laplacian, to_sparse
 
-__all__ = [
-    "GATES",
-    "GRAPH_CONVS",
-    "NORMS",
-    "Align",
-    "TemporalGatedConv",
-    "STConvBlock",
-    "OutputBlock",
-    "STGCNConfig",
-    "STGCN",
-    "graph_operator",
-    "count_parameters",
-]
-
 GATES = ("glu", "notes")
 GRAPH_CONVS = ("cheb", "gcn")
 NORMS = ("layer", "batch", "none")

@@ -22,6 +22,7 @@ from helpers.train.loop import (
     LOSS_NAMES,
     OPTIMIZER_NAMES,
     History,
+    LossFn,
     evaluate_loss,
     make_optimizer,
     masked_loss,
@@ -32,6 +33,7 @@ from helpers.train.schedules import scaled_lr, warmup_cosine, warmup_cosine_fact
 
 __all__ = [
     "History",
+    "LossFn",
     "OPTIMIZER_NAMES",
     "LOSS_NAMES",
     "make_optimizer",

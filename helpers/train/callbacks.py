@@ -11,8 +11,6 @@ from torch import nn
 
 from helpers.train.loop import History
 
-__all__ = ["Callback", "TrainState", "StopOnNonFiniteLoss"]
-
 
 class Callback:
     """Hooks into `fit`. Subclass and override what you need; each receives the live `TrainState`.

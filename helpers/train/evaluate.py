@@ -10,8 +10,6 @@ from torch.utils.data import DataLoader
 from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
 from helpers.train.loop import _check_loader
 
-__all__ = ["predict", "evaluate", "forecast_metrics"]
-
 
 def predict(model: nn.Module, loader: DataLoader, *, device: torch.device | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,8 +24,6 @@ from helpers.files import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from helpers.train.callbacks import Callback, TrainState
 from helpers.train.loop import History, LossFn, _check_loader, evaluate_loss, train_epoch
 
-__all__ = ["fit"]
-
 
 def fit(
     model: nn.Module,

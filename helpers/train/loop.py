@@ -25,16 +25,6 @@ from torch.utils.data import DataLoader
 
 from helpers.checks import check_choice, check_int, check_number
 
-__all__ = [
-    "History",
-    "OPTIMIZER_NAMES",
-    "LOSS_NAMES",
-    "make_optimizer",
-    "masked_loss",
-    "train_epoch",
-    "evaluate_loss",
-]
-
 #: Names accepted by `make_optimizer`.
 OPTIMIZER_NAMES = ("SGD", "Momentum", "AdaGrad", "RMSProp", "Adam", "AdamW")
 #: Names accepted by `masked_loss`.

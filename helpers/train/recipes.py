@@ -22,8 +22,6 @@ from helpers.train.callbacks import Callback
 from helpers.train.fit import fit
 from helpers.train.loop import History, make_optimizer, masked_loss
 
-__all__ = ["train_forecaster", "LSTMRun", "fit_lstm_forecaster"]
-
 
 def train_forecaster(
     model: nn.Module,

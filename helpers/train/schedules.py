@@ -17,8 +17,6 @@ import torch
 
 from helpers.checks import check_choice, check_int, check_number
 
-__all__ = ["warmup_factor", "warmup_cosine_factor", "warmup_cosine", "scaled_lr"]
-
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
     """Linear warmup: the factor (step + 1) / warmup_steps for the first warmup_steps steps, then 1.

@@ -22,8 +22,6 @@ from helpers.checks import check_int
 from helpers.plots import figure_png
 from helpers.train import History
 
-__all__ = ["TrainButtonWidget", "training_figure", "control_look"]
-
 
 def control_look(label_width: int, width: int) -> dict[str, object]:
     """`style` and `layout` for controls whose descriptions take `label_width` pixels of `width`."""

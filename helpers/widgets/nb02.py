@@ -20,8 +20,6 @@ from matplotlib.ticker import MaxNLocator
 from helpers.checks import check_int
 from helpers.data import split_bounds
 
-__all__ = ["PART_COLORS", "WINDOW_COLORS", "window_counts", "window_figure"]
-
 #: Colours of the window explorer: the three chronological parts, and a window's input and target.
 PART_COLORS = {"train": "C0", "val": "C1", "test": "C2"}
 WINDOW_COLORS = {"input": "C0", "target": "C3"}

@@ -30,15 +30,6 @@ from helpers.plots import figure_png
 from helpers.train import OPTIMIZER_NAMES, History, fit, make_optimizer
 from helpers.widgets.base import TrainButtonWidget, control_look
 
-__all__ = [
-    "OPTIMIZER_COLORS",
-    "explorer_settings",
-    "explorer_figure",
-    "explorer_readout",
-    "OptimizerExplorer",
-    "TrainingPlayground",
-]
-
 #: One colour per optimizer, the same in every figure.
 OPTIMIZER_COLORS = dict(zip(OPTIMIZERS, ["C0", "C1", "C2", "C3", "C4"], strict=True))
 

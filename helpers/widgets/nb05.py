@@ -10,8 +10,6 @@ from helpers.checks import check_int
 from helpers.train import LSTMRun, evaluate, fit_lstm_forecaster
 from helpers.widgets.base import TrainButtonWidget, control_look
 
-__all__ = ["LSTMPlayground"]
-
 
 class LSTMPlayground(TrainButtonWidget):
     """Train `helpers.train.fit_lstm_forecaster` on one station with a chosen hidden size, input

@@ -19,8 +19,6 @@ from helpers.graph import BLOCKS
 from helpers.node_task import DepthResult, NextStepTask, depth_sweep
 from helpers.widgets.base import TrainButtonWidget, control_look
 
-__all__ = ["BLOCK_COLORS", "depth_figure", "DepthExplorer"]
-
 #: One colour per skip connection, the same in every figure of notebook 06.
 BLOCK_COLORS = dict(zip(BLOCKS, ["C0", "C2", "C1", "C4"], strict=True))
 

@@ -13,8 +13,6 @@ from helpers.models import GRAPH_CONVS, STGCN, STGCNConfig, count_parameters
 from helpers.train import History, evaluate, train_forecaster
 from helpers.widgets.base import TrainButtonWidget, control_look
 
-__all__ = ["STGCN_WIDTHS", "STGCNPlayground"]
-
 #: Channel triples (temporal, spatial, temporal) offered by the playground, small to the paper's.
 STGCN_WIDTHS = ("8,4,8", "16,8,16", "32,8,32", "32,16,32", "64,16,64")
 

@@ -15,8 +15,6 @@ from matplotlib.figure import Figure
 
 from helpers.plots import cost_bars, figure_png
 
-__all__ = ["trick_costs", "trick_figure", "TrickExplorer"]
-
 
 def trick_costs(rows: Sequence[Mapping], tricks: Sequence[str],
                 batch_size: int) -> dict[str, float]:
