@@ -1,10 +1,10 @@
-"""How long the optimiser explorer (notebook 04) takes to redraw after a control changes.
+"""How long the optimiser explorer (notebook 05) takes to redraw after a control changes.
 
     .venv/bin/python benchmarks/explorer_redraw.py
 
 Measures `OptimizerExplorer.redraw` (paths + figure + PNG) on each surface, with the surface's
 suggested steps and with the maximum of 600 steps, all five optimisers ticked, one torch thread
-(as notebook 04 sets it). Prints the median and worst of several redraws; the issue asks for "well
+(as notebook 05 sets it). Prints the median and worst of several redraws; the issue asks for "well
 under a second". Timings vary with the machine and its load; they are reported, never asserted.
 """
 
@@ -20,7 +20,7 @@ from helpers.widgets import OptimizerExplorer
 
 
 def main(repeats: int = 5) -> None:
-    torch.set_num_threads(1)  # notebook 04: setup_notebook(seed=0, threads=1)
+    torch.set_num_threads(1)  # notebook 05: setup_notebook(seed=0, threads=1)
     explorer = OptimizerExplorer(optimizers=list(OPTIMIZERS))
     print(f"{'surface':22s} {'steps':>5s} {'median s':>9s} {'worst s':>8s}")
     for name, surface in SURFACES.items():

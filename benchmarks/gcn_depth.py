@@ -1,8 +1,8 @@
-"""Gradient checkpointing in deep GCNs, and dense against sparse graph operators (notebook 06).
+"""Gradient checkpointing in deep GCNs, and dense against sparse graph operators (notebook 07).
 
     .venv/bin/python benchmarks/gcn_depth.py
 
-1. A res+ GCN (`helpers.node_task.node_model`, hidden 64) on a batch of 64 samples of notebook 06's
+1. A res+ GCN (`helpers.node_task.node_model`, hidden 64) on a batch of 64 samples of notebook 07's
    next-step task, at depths 8, 16, 32 and 64, with and without `ckpt_grad`: the activation bytes autograd
    keeps for backward (`helpers.speed.memory_breakdown`, exact), the peak memory of a training step (torch's
    profiler, `helpers.speed.peak_memory`) and the median step time; the gradients are checked to agree.
@@ -29,7 +29,7 @@ from helpers.speed import median_seconds, memory_breakdown, peak_memory
 from helpers.train import masked_loss
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gcn_depth.json"
-THREADS = 1  # as notebook 06
+THREADS = 1  # as notebook 07
 
 
 def checkpointing(depths=(8, 16, 32, 64), hidden: int = 64, batch: int = 64) -> list[dict]:

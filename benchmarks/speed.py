@@ -1,4 +1,4 @@
-"""Notebook 08's measurements at full size: every training trick on the paper-sized STGCN and the metro data.
+"""Notebook 09's measurements at full size: every training trick on the paper-sized STGCN and the metro data.
 
 Run: OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/speed.py [--threads 2] [--quick]
 Writes benchmarks/results/speed.json (atomically) and prints the tables. What it measures:

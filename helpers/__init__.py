@@ -34,13 +34,13 @@ can read it from the top down without meeting a name that is defined later.
    - `train.fit`        `fit`: epochs, validation, early stopping, checkpoints, exact resume
    - `train.evaluate`   `predict`, `evaluate`, `forecast_metrics`
    - `train.recipes`    standard recipes: `train_forecaster` (STGCN), `fit_lstm_forecaster`
-   - `optim`      optimizer update rules by hand, test surfaces, optimizer paths (notebook 04)
-   - `node_task`  notebook 06's next-step node task and depth sweep
-   - `speed`      memory of a step, timing, the training tricks of notebook 08; `hooks` activation statistics
+   - `optim`      optimizer update rules by hand, test surfaces, optimizer paths (notebook 05)
+   - `node_task`  notebook 07's next-step node task and depth sweep
+   - `speed`      memory of a step, timing, the training tricks of notebook 09; `hooks` activation statistics
 7. Front ends
    - `cli`        the command line `python -m helpers.train` (train/__main__.py calls it)
-   - `ddp_demo`   `torchrun -m helpers.ddp_demo`: a tiny DDP run for notebook 09 and the tests
-   - `widgets`    one module per notebook (`widgets.nb04`, ...) over `widgets.base`
+   - `ddp_demo`   `torchrun -m helpers.ddp_demo`: a tiny DDP run for notebook 10 and the tests
+   - `widgets`    one module per notebook (`widgets.nb05`, ...) over `widgets.base`
    - `exercises`  the exercise checks, one module per notebook; `exercises.editions` the student edition
 """
 

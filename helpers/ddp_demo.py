@@ -1,7 +1,7 @@
 """A tiny DistributedDataParallel run to watch: `torchrun --nproc_per_node=N -m helpers.ddp_demo`.
 
 `demo_training` trains a tiny STGCN on the metro data for a few steps with `helpers.train.fit`, one
-log line per rank and step. Notebook 09 and the tests use it to show that N processes with batch B
+log line per rank and step. Notebook 10 and the tests use it to show that N processes with batch B
 end with the same weights as one process with batch N x B, and what happens to the job when one
 rank fails (`--fail-rank`).
 """

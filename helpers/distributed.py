@@ -22,7 +22,7 @@ batch N x B.
 - `combine_moments` and `all_reduce_moments`: the batch mean and variance over all processes, as
   synchronised BatchNorm computes them.
 
-A tiny DDP run to watch (notebook 09, the tests) is `torchrun -m helpers.ddp_demo`.
+A tiny DDP run to watch (notebook 10, the tests) is `torchrun -m helpers.ddp_demo`.
 """
 
 from __future__ import annotations

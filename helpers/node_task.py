@@ -1,4 +1,4 @@
-"""Notebook 06's node-level task: next-step inflow at every station from the current flows.
+"""Notebook 07's node-level task: next-step inflow at every station from the current flows.
 
 At step t each station gets two features:
   - how unusual it is now:       inflow_t / usual_t - 1

@@ -1,5 +1,5 @@
 """Optimizers written out as plain update functions, 2-D loss surfaces, and optimizer paths on them
-(notebook 04).
+(notebook 05).
 
 Each `*_step(param, grad, state, **hyper)` takes a parameter tensor, its gradient and a state dict
 (the optimizer's memory: moving averages, step count; empty before the first step), updates `state`

@@ -99,7 +99,7 @@ def _numbers(values) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
-# --- forecasts (notebook 07, helpers.train) -------------------------------------------------------
+# --- forecasts (notebook 08, helpers.train) -------------------------------------------------------
 def plot_forecast(
     truth,
     forecasts: dict,
@@ -144,7 +144,7 @@ def plot_forecast(
     return ax
 
 
-# --- costs of a training step (notebook 08, its widget) -------------------------------------------
+# --- costs of a training step (notebook 09, its widget) -------------------------------------------
 def cost_bars(costs: Mapping[str, Mapping[str, float]], baseline: str, title: str = "") -> Figure:
     """A figure of two horizontal bar charts: time and peak memory of each entry relative to
     `baseline`.

@@ -13,7 +13,7 @@
   ST-Conv blocks recompute in backward), `bf16` / `fp16` autocast, `compile`.
 - `accumulated_gradients(model, loss_fn, x, y, micro_batches)`: the gradients of one batch computed
   in pieces; they equal the whole batch's (tested).
-- `measure_step(model, x, y, tricks)`: time and peak memory of one step, as notebook 08's tables.
+- `measure_step(model, x, y, tricks)`: time and peak memory of one step, as notebook 09's tables.
 The figure of these costs is `helpers.plots.cost_bars`.
 """
 

@@ -1,4 +1,4 @@
-"""helpers.models.baselines: the nearest-neighbour forecaster, and the claim notebook 02 makes with it."""
+"""helpers.models.baselines: the nearest-neighbour forecaster, and the claim notebook 03 makes with it."""
 
 import pytest
 import torch
@@ -65,14 +65,14 @@ def test_bad_input_is_a_value_error(args, message):
 
 @pytest.fixture(scope="module")
 def metro_windows():
-    """Notebook 02, section 4: whole-network inflow windows, 24 steps in, 4 out, gaps filled with 0."""
+    """Notebook 03, section 4: whole-network inflow windows, 24 steps in, 4 out, gaps filled with 0."""
     flow = load_metro().values[..., 0].nan_to_num(0.0)
     return sliding_windows(flow, 24, 4)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_shuffled_split_inflates_the_score_of_a_forecaster_that_remembers(metro_windows, seed):
-    """The claim of notebook 02: same forecaster, same number of training windows; the shuffled split's
+    """The claim of notebook 03: same forecaster, same number of training windows; the shuffled split's
     test error is lower than the chronological split's, also on the test windows of the final period only."""
     x, y = metro_windows
     n = len(x)

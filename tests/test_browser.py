@@ -1,4 +1,4 @@
-"""The optimiser explorer of notebook 04 in a real browser: Debian's chromium, driven by Playwright, against a
+"""The optimiser explorer of notebook 05 in a real browser: Debian's chromium, driven by Playwright, against a
 real JupyterLab. Runs the whole notebook, moves the learning-rate slider, and checks that the plot was
 re-rendered and the loss readout changed. Screenshots go to tests/shots/ (git-ignored).
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "04_optimisers.ipynb"
+NOTEBOOK = REPO / "notebooks" / "05_optimisers.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent / "shots"
 KERNEL_IDLE = "Python (Metro STGCN) | Idle"  # the status bar once the workbook's kernel is connected
@@ -64,7 +64,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab_url():
-    """A JupyterLab serving a copy of notebook 04 from a temporary folder, with fresh Jupyter settings."""
+    """A JupyterLab serving a copy of notebook 05 from a temporary folder, with fresh Jupyter settings."""
     require_chromium()
     home = Path(tempfile.mkdtemp(prefix="jlab-browser-test-"))
     (home / "config/labconfig").mkdir(parents=True)

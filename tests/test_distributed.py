@@ -178,7 +178,7 @@ def test_distributed_model_checkpoints_are_the_plain_models_and_sync_batchnorm_r
         other = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
         wrapped.load_state_dict(other.state_dict())
         assert torch.equal(model[0].weight, other[0].weight)
-        with pytest.raises(ValueError, match="GPU"):  # notebook 09: inside a group it needs accelerator tensors
+        with pytest.raises(ValueError, match="GPU"):  # notebook 10: inside a group it needs accelerator tensors
             nn.SyncBatchNorm(3).train()(x)
         nn.SyncBatchNorm(3).eval()(x)  # evaluation mode: running statistics, no synchronisation
     finally:

@@ -1,4 +1,4 @@
-"""helpers.node_task: notebook 06's next-step task, its models and the depth sweep, on small inputs."""
+"""helpers.node_task: notebook 07's next-step task, its models and the depth sweep, on small inputs."""
 
 import numpy as np
 import pytest

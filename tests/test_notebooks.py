@@ -42,6 +42,17 @@ def test_notebook_does_not_redefine_a_helper(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_shown_helper_source_fits_100_columns(path):
+    """The helper code a notebook shows with `show_source` reads without horizontal scrolling."""
+    wide = []
+    for cell in code_cells(nbformat.read(path, as_version=4)):
+        if "show_source(" in cell.source:
+            shown = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+            wide += [line for line in shown.splitlines() if len(line) > 100]
+    assert not wide, f"{path.name} shows {len(wide)} lines over 100 columns, e.g. {wide[0]!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_notebook_exercises_are_registered_and_pass(path):
     nb = nbformat.read(path, as_version=4)
     number = path.name[:2]

@@ -1,5 +1,5 @@
 """helpers.optim: the from-scratch update rules follow torch.optim; surfaces and paths behave; the schedules
-of notebook 04 (helpers.train: warmup_factor, scaled_lr)."""
+of notebook 05 (helpers.train: warmup_factor, scaled_lr)."""
 
 import copy
 import inspect

@@ -234,7 +234,7 @@ def test_hooks_report_activations_and_gradient_norms():
     assert not model[0]._forward_hooks and model[0].weight.grad is None
 
 
-# --- notebook 08's claims on the shipped metro data --------------------------------------------------
+# --- notebook 09's claims on the shipped metro data --------------------------------------------------
 @pytest.fixture(scope="module")
 def metro_splits():
     from helpers.data import load_metro, make_splits

@@ -307,7 +307,7 @@ def test_predict_change_adds_the_last_input_step_to_the_same_network():
         small_config(out_channels=2, predict_change=True)
 
 
-# --- the notebook 07 widget: a thin shell over STGCNConfig, count_parameters and train_forecaster ---------
+# --- the notebook 08 widget: a thin shell over STGCNConfig, count_parameters and train_forecaster ---------
 def test_stgcn_playground_describes_refuses_and_trains():
     from helpers.data import make_splits
     from helpers.widgets import STGCNPlayground
@@ -332,9 +332,9 @@ def test_stgcn_playground_describes_refuses_and_trains():
         STGCNPlayground(splits, ring_graph(), widths="5,5,5")
 
 
-# --- notebook 07's claim on the shipped data ------------------------------------------------------
+# --- notebook 08's claim on the shipped data ------------------------------------------------------
 def test_on_metro_the_stgcn_beats_the_lstm_which_beats_the_historical_average():
-    """Notebook 07 trains both networks with these settings (6 epochs each, seeds 0, 2 threads) on the metro
+    """Notebook 08 trains both networks with these settings (6 epochs each, seeds 0, 2 threads) on the metro
     data with the clock as input, and compares their test MAE over the 3 horizon steps (45 minutes)."""
     from torch.utils.data import DataLoader
 
@@ -366,7 +366,7 @@ def test_on_metro_the_stgcn_beats_the_lstm_which_beats_the_historical_average():
 
 
 def test_on_los_loop_two_epochs_beat_persistence_clearly(shared_dir):
-    """Notebook 07's real-data claim, with its settings: an STGCN forecasting the change from the last reading,
+    """Notebook 08's real-data claim, with its settings: an STGCN forecasting the change from the last reading,
     trained for 2 epochs, beats last-value persistence by more than 5% in RMSE and MAE on the test part."""
     from torch.utils.data import DataLoader
 

@@ -1,124 +1,112 @@
-"""Exercises of notebook 03 (modules, layers, activations, initialisation)."""
+"""Exercises of notebook 03 (data). Each checker calls the learner's function on small inputs and
+compares with an answer computed here by other means (the DataLoader itself, sliding_windows,
+explicit loops)."""
 
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+from torch.utils.data import DataLoader
 
+from helpers.data import sliding_windows
 from helpers.exercises import exercise
-from helpers.exercises.hints import case_text, mismatch, shape_hint
+from helpers.exercises.hints import int_hint, numbered, shape_hint
+
+#: (num_steps, input_len, output_len, stride): exact fits, one step short, far too short, strides.
+_COUNT_CASES = [(100, 12, 3, 1), (100, 12, 3, 4), (15, 12, 3, 1), (14, 12, 3, 1), (5, 12, 3, 1),
+                (4032, 24, 4, 7), (10, 3, 1, 3)]
 
 
-@exercise("03.1", "output length of a transposed convolution")
-def check_transposed_output_length(answer):
-    settings = [  # (length, kernel, stride, padding, output_padding, dilation)
-        (7, 4, 2, 1, 0, 1),
-        (10, 3, 1, 0, 0, 1),
-        (5, 3, 2, 1, 1, 1),
-        (12, 5, 3, 2, 2, 1),
-        (8, 3, 1, 1, 0, 2),
-        (6, 2, 2, 0, 1, 3),
-        (1, 1, 1, 0, 0, 1),
-    ]
-    for length, kernel, stride, padding, output_padding, dilation in settings:
-        layer = nn.ConvTranspose1d(1, 1, kernel, stride, padding, output_padding, dilation=dilation)
-        truth = layer(torch.zeros(1, 1, length)).shape[-1]
-        got = answer(length, kernel, stride, padding, output_padding, dilation)
-        if got != truth:
-            case = case_text(length=length, kernel=kernel, stride=stride, padding=padding,
-                             output_padding=output_padding, dilation=dilation)
-            return mismatch(case, truth, got)
+@exercise("03.1", "how many windows?")
+def check_count_windows(answer):
+    for num_steps, input_len, output_len, stride in _COUNT_CASES:
+        expected = len(range(0, num_steps - input_len - output_len + 1, stride))
+        result = answer(num_steps, input_len, output_len, stride)
+        if hint := int_hint(result):
+            return hint
+        if result != expected:
+            case = (f"num_steps={num_steps}, input_len={input_len}, output_len={output_len}, "
+                    f"stride={stride}")
+            if expected == 0:
+                return f"for {case} no window fits: return 0, not {result}"
+            if result == expected - 1 and stride == 1:
+                return (f"for {case} expected {expected}, got {result}: the last window ends on "
+                        "the last step (+1)")
+            return f"for {case} expected {expected}, got {result}: (num_steps - span) // stride + 1"
     return None
 
 
-@exercise("03.2", "parameters of a convolution")
-def check_conv2d_parameter_count(answer):
-    for in_ch, out_ch, k, groups, bias in [
-        (3, 8, 3, 1, True),
-        (1, 16, 5, 1, False),
-        (8, 8, 3, 8, True),
-        (6, 12, 1, 3, True),
-        (4, 2, 7, 2, False),
-    ]:
-        layer = nn.Conv2d(in_ch, out_ch, k, groups=groups, bias=bias)
-        truth = sum(p.numel() for p in layer.parameters())
-        got = answer(in_ch, out_ch, k, groups=groups, bias=bias)
-        if got != truth:
-            why = " (each output channel sees in_channels / groups inputs)" if groups > 1 else ""
-            return mismatch(f"Conv2d({in_ch}, {out_ch}, {k}, groups={groups}, bias={bias})",
-                            truth, got, why)
+@exercise("03.2", "windows with unfold")
+def check_unfold_windows(answer):
+    series = torch.arange(20.0)
+    result = answer(series, 4, 2)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        return "return a tuple (inputs, targets)"
+    expected = dict(zip(("inputs", "targets"), sliding_windows(series, 4, 2), strict=True))
+    for (name, want), got in zip(expected.items(), result, strict=True):
+        if hint := shape_hint(got, want.shape, name):
+            return hint
+        if not torch.equal(got, want):
+            return (f"{name}: right shape, wrong numbers; window i covers steps i .. i + 5, "
+                    "inputs first")
+    for name, got in zip(expected, result, strict=True):
+        if got.untyped_storage().data_ptr() != series.untyped_storage().data_ptr():
+            return (f"{name} are a copy: slice the result of series.unfold(...) instead of "
+                    "building new tensors")
     return None
 
 
-@exercise("03.3", "Xavier's uniform bound")
-def check_xavier_uniform_limit(answer):
-    for fan_in, fan_out, gain in [(64, 256, 1.0), (100, 100, 1.0), (12, 32, 5 / 3),
-                                  (300, 10, math.sqrt(2))]:
-        w = nn.init.xavier_uniform_(torch.empty(fan_out, fan_in), gain=gain,
-                                    generator=torch.Generator().manual_seed(0))
-        largest = w.abs().max().item()
-        got = answer(fan_in, fan_out, gain)
-        if not isinstance(got, (int, float)):
-            return f"return a number, got {type(got).__name__}"
-        if not largest <= got + 1e-6 or got > 1.01 * largest + 1e-3:
-            return (f"for fan_in={fan_in}, fan_out={fan_out}, gain={gain:.3f}: xavier_uniform_ "
-                    f"drew values up to {largest:.4f}, your bound is {got:.4f}; the variance "
-                    "should be gain^2 * 2 / (fan_in + fan_out)")
+@exercise("03.3", "iterations per epoch")
+def check_iterations_per_epoch(answer):
+    for num_samples in (1, 63, 64, 65, 2808):
+        for batch_size in (1, 32, 64, 100):
+            for drop_last in (False, True):
+                loader = DataLoader(range(num_samples), batch_size=batch_size, drop_last=drop_last)
+                result = answer(num_samples, batch_size, drop_last)
+                if result != len(loader):
+                    case = f"{num_samples} samples, batch_size={batch_size}, drop_last={drop_last}"
+                    return (f"{case}: the loader yields {len(loader)} batches, you said {result}; "
+                            "think ceil vs floor")
+                if hint := int_hint(result):
+                    return hint
     return None
 
 
-def _nested_model():
-    return nn.Sequential(
-        nn.Linear(4, 8),
-        nn.ReLU(),
-        nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 8), nn.ReLU())),
-        nn.Linear(8, 1),
-    )
+@exercise("03.4", "scale with training statistics")
+def check_scale_like_training(answer):
+    g = torch.Generator().manual_seed(4)
+    train = torch.rand(30, 3, generator=g) * torch.tensor([10.0, 100.0, 1000.0])
+    other = torch.rand(8, 3, generator=g) * torch.tensor([10.0, 100.0, 1000.0]) + 5.0
+    train[[2, 7], [0, 2]] = float("nan")
+    result = answer(train, other)
+    if hint := shape_hint(result, other.shape):
+        return hint + " (the shape of `other`)"
+    expected = torch.empty_like(other)
+    for s in range(3):
+        seen = [v for v in train[:, s].tolist() if not math.isnan(v)]
+        mean = sum(seen) / len(seen)
+        std = math.sqrt(sum((v - mean) ** 2 for v in seen) / len(seen))
+        expected[:, s] = (other[:, s] - mean) / std
+    if torch.isnan(result).any():
+        return "NaN in the result: the training part has missing values; use nanmean"
+    if torch.allclose(result, expected, atol=1e-4):
+        return None
+    own = (other - other.mean(dim=0)) / other.std(dim=0, correction=0)
+    if torch.allclose(result, own, atol=1e-4):
+        return "you used the statistics of `other`: the mean and std must come from `train`"
+    return ("per station (dim=0): subtract train's NaN-aware mean, divide by sqrt(nanmean of "
+            "squared deviations)")
 
 
-@exercise("03.4", "swap every ReLU")
-def check_swap_relus(answer):
-    torch.manual_seed(0)
-    model = _nested_model()
-    params_before = [p for p in model.parameters()]
-    x = torch.randn(5, 4)
-    result = answer(model, lambda: nn.LeakyReLU(0.2))
-    if result is None:
-        return "return the model"
-    relus = [n for n, m in result.named_modules() if isinstance(m, nn.ReLU)]
-    if relus:
-        return f"ReLUs left at {relus}; look at every depth (named_modules walks the whole tree)"
-    leaky = [n for n, m in result.named_modules() if isinstance(m, nn.LeakyReLU)]
-    if len(leaky) != 3:
-        return f"expected 3 LeakyReLU modules, found {len(leaky)} at {leaky}"
-    if [p for p in result.parameters()] != params_before:
-        return "the Linear layers must stay the same objects; replace only the activations"
-    reference = _nested_model()
-    reference.load_state_dict(result.state_dict())
-    for parent in [reference, reference[2], reference[2][2]]:
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.ReLU):
-                setattr(parent, name, nn.LeakyReLU(0.2))
-    if not torch.allclose(result(x), reference(x)):
-        return "the swapped model computes something else than expected"
-    return None
-
-
-@exercise("03.5", "KL divergence")
-def check_kl_divergence(answer):
-    g = torch.Generator().manual_seed(0)
-    p = torch.softmax(torch.randn(4, 3, 6, generator=g), dim=-1)
-    p[0, 0] = torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])  # zeros in p: 0 * log 0 = 0
-    q = torch.softmax(torch.randn(4, 3, 6, generator=g), dim=-1)
-    truth = F.kl_div(q.log(), p, reduction="none").sum(dim=-1)
-    got = answer(p, q)
-    if hint := shape_hint(got, truth.shape):
-        return hint + " (sum over the last dimension only)"
-    if torch.isnan(got).any():
-        return "NaN in the result: where p is 0 the term must be 0 (torch.xlogy helps)"
-    if not torch.allclose(got, truth, atol=1e-6):
-        return "the values differ from F.kl_div; KL(p || q) = sum p * (log p - log q)"
-    if torch.allclose(answer(q, p), truth, atol=1e-6):
-        return "the arguments are swapped: KL is not symmetric"
-    return None
+@exercise("03.5", "the persistence forecast for a batch")
+def check_persistence_forecast(answer):
+    x = numbered(2, 5, 3, 2)  # (batch, time, nodes, features)
+    result = answer(x, 4)
+    if hint := shape_hint(result, (2, 4, 3)):
+        return hint + ": (batch, output_len, nodes)"
+    expected = torch.tensor([[[x[b, -1, n, 0].item() for n in range(3)] for _ in range(4)]
+                             for b in range(2)])
+    if torch.equal(result, expected):
+        return None
+    if torch.equal(result[:, 0], x[:, 0, :, 0]):
+        return "you repeated the FIRST input step; persistence repeats the last one (index -1)"
+    return "take x[:, -1, :, 0] (batch, nodes), add a time axis and repeat it output_len times"

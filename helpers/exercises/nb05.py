@@ -1,96 +1,139 @@
-"""Exercises of notebook 05 (RNN and LSTM)."""
+"""Exercises of notebook 05 (optimisers and the training loop)."""
 
+import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from helpers.exercises import exercise
-from helpers.exercises.hints import case_text, close_hint, mismatch
+from helpers.exercises.hints import case_text, mismatch, parameter_gap, shape_hint
 
 
-def _cell_hint(answer, cell: nn.RNNCellBase, batch: int) -> str | None:
-    """`close_hint` of answer(x, h, the cell's weights and biases) against cell(x, h), for a random
-    batch of inputs x and hidden states h."""
-    x, h = torch.randn(batch, cell.input_size), torch.randn(batch, cell.hidden_size)
-    with torch.no_grad():
-        got = answer(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-        return close_hint(got, cell(x, h), f"input {cell.input_size}, hidden {cell.hidden_size}",
-                          reference="PyTorch's")
-
-
-@exercise("05.1", "one step of a plain RNN")
-def check_rnn_step(answer):
+def _problem():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    y = torch.sin(x @ torch.randn(5, 1, generator=g, dtype=torch.float64))
     torch.manual_seed(0)
-    for input_size, hidden_size, batch in [(1, 4, 3), (5, 8, 2), (3, 3, 1)]:
-        if hint := _cell_hint(answer, nn.RNNCell(input_size, hidden_size), batch):
-            return hint + " (h_t = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh))"
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    return model, x, y
+
+
+def _compare_with_torch(step, optimizer_class, kwargs, steps=100, torch_extra=None):
+    """Max |difference| of parameters after `steps` full-batch steps with `step` vs the torch
+    optimiser (built with kwargs plus torch_extra)."""
+    model, x, y = _problem()
+    ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
+    states = {name: {} for name, _ in ours.named_parameters()}
+    optimizer = optimizer_class(theirs.parameters(), **kwargs, **(torch_extra or {}))
+    for _ in range(steps):
+        ours.zero_grad()
+        F.mse_loss(ours(x), y).backward()
+        with torch.no_grad():
+            for name, p in ours.named_parameters():
+                new = step(p, p.grad, states[name], **kwargs)
+                if not isinstance(new, torch.Tensor) or new.shape != p.shape:
+                    raise ValueError("the step must return the new parameter, a tensor of shape "
+                                     f"{tuple(p.shape)}")
+                p.copy_(new)
+        optimizer.zero_grad()
+        F.mse_loss(theirs(x), y).backward()
+        optimizer.step()
+    return parameter_gap(ours, theirs)
+
+
+def _torch_hint(step, optimizer_class, settings, why: str, torch_extra=None) -> str | None:
+    """None when `step` follows the torch optimiser for each of `settings` (kwargs), else a hint
+    ending with `why`."""
+    name = f"torch.optim.{optimizer_class.__name__}"
+    name += f"({case_text(**torch_extra)})" if torch_extra else ""
+    for kwargs in settings:
+        difference = _compare_with_torch(step, optimizer_class, kwargs, torch_extra=torch_extra)
+        if not difference < 1e-6:
+            return (f"with {case_text(**kwargs)} your parameters differ from {name} by "
+                    f"{difference:.2e} after 100 steps; {why}")
     return None
 
 
-@exercise("05.2", "parameters of an LSTM")
-def check_lstm_parameter_count(answer):
-    for input_size, hidden_size, num_layers in [(1, 32, 1), (4, 16, 2), (10, 20, 4), (3, 1, 1)]:
-        truth = sum(p.numel() for p in nn.LSTM(input_size, hidden_size, num_layers).parameters())
-        got = answer(input_size, hidden_size, num_layers)
-        if got != truth:
-            return mismatch(f"nn.LSTM({input_size}, {hidden_size}, num_layers={num_layers})",
-                            truth, got, " (four gates, two biases each, and layers above the first "
-                            "read hidden_size inputs)")
+@exercise("05.1", "Nesterov momentum")
+def check_nesterov(answer):
+    settings = [{"lr": 0.05, "momentum": 0.9}, {"lr": 0.1, "momentum": 0.5}]
+    return _torch_hint(answer, torch.optim.SGD, settings, "the step is lr * (g + momentum * buf)",
+                       torch_extra={"nesterov": True})
+
+
+@exercise("05.2", "AdamW")
+def check_adamw(answer):
+    settings = [{"lr": 0.01, "weight_decay": 0.1},
+                {"lr": 0.02, "betas": (0.8, 0.99), "weight_decay": 0.5}]
+    return _torch_hint(answer, torch.optim.AdamW, settings, "shrink p by (1 - lr * weight_decay) "
+                       "before the Adam step, and do not add it to g")
+
+
+@exercise("05.3", "warmup, then cosine decay")
+def check_warmup_cosine(answer):
+    warmup, total = 10, 50
+    for step in range(0, 60):
+        if step < warmup:
+            truth = (step + 1) / warmup
+        elif step >= total:
+            truth = 0.0
+        else:
+            truth = 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        got = float(answer(step, warmup, total))
+        if not math.isclose(got, truth, abs_tol=1e-6):
+            return (f"at step {step} (warmup {warmup}, total {total}) expected {truth:.4f}, "
+                    f"got {got:.4f}")
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: answer(s, 4, 8))
+    for _ in range(3):
+        optimizer.step()
+        schedule.step()
+    if not math.isclose(optimizer.param_groups[0]["lr"], 0.5, rel_tol=1e-6):
+        return ("used with LambdaLR, the learning rate should reach its full value at the end of "
+                "warmup")
     return None
 
 
-@exercise("05.3", "shapes of nn.LSTM's outputs")
-def check_lstm_shapes(answer):
-    cases = [(5, 3, 10, 20, 4, False, False), (12, 8, 2, 16, 1, True, False),
-             (7, 2, 3, 5, 2, True, True), (1, 1, 1, 1, 1, False, True)]
-    for seq_len, batch, features, hidden, layers, batch_first, bidirectional in cases:
-        lstm = nn.LSTM(features, hidden, layers, batch_first=batch_first,
-                       bidirectional=bidirectional)
-        x = torch.zeros((batch, seq_len, features) if batch_first else (seq_len, batch, features))
-        out, (h, c) = lstm(x)
-        truth = (tuple(out.shape), tuple(h.shape), tuple(c.shape))
-        got = answer(seq_len, batch, features, hidden, layers, batch_first, bidirectional)
-        got = tuple(tuple(s) for s in got) if isinstance(got, (tuple, list)) else got
-        if got != truth:
-            case = case_text(seq_len=seq_len, batch=batch, features=features, hidden=hidden,
-                             layers=layers, batch_first=batch_first, bidirectional=bidirectional)
-            return mismatch(case, f"(out, h, c) shapes {truth}", got)
+@exercise("05.4", "gradients by accumulation")
+def check_accumulated_gradients(answer):
+    model, x, y = _problem()
+    reference = copy.deepcopy(model)
+    F.mse_loss(reference(x), y).backward()
+    for p in model.parameters():  # stale gradients the answer must clear
+        p.grad = torch.ones_like(p)
+    for parts in (4, 8):
+        grads = answer(model, x, y, parts)
+        if len(grads) != len(list(reference.parameters())):
+            return "return one gradient per parameter, in the order of model.parameters()"
+        for g, p in zip(grads, reference.parameters(), strict=True):
+            if g is None or g.shape != p.shape:
+                return "return p.grad for every parameter after the backward passes"
+            if not torch.allclose(g, p.grad, atol=1e-10):
+                ratio = (g.norm() / p.grad.norm()).item()
+                why = (f" (yours is {ratio:.2f} times the full-batch gradient: divide each loss by "
+                       "the parts)") if ratio > 1.5 else ""
+                return "the accumulated gradient differs from the full-batch gradient" + why
     return None
 
 
-@exercise("05.4", "a GRU cell from scratch")
-def check_gru_cell(answer):
-    torch.manual_seed(1)
-    for input_size, hidden_size, batch in [(2, 3, 4), (6, 5, 1)]:
-        if hint := _cell_hint(answer, nn.GRUCell(input_size, hidden_size), batch):
-            return hint + (" (rows are stacked as reset, update, new; the reset gate multiplies "
-                           "h W_hn^T + b_hn, bias included)")
-    return None
-
-
-@exercise("05.5", "open the forget gate")
-def check_open_forget_gate(answer):
-    for num_layers, hidden_size, probability in [(1, 4, 0.9), (3, 2, 0.75)]:
-        torch.manual_seed(2)
-        lstm = nn.LSTM(3, hidden_size, num_layers)
-        before = {name: p.detach().clone() for name, p in lstm.named_parameters()}
-        answer(lstm, probability)
-        h = hidden_size
-        for layer in range(num_layers):
-            b_ih, b_hh = getattr(lstm, f"bias_ih_l{layer}"), getattr(lstm, f"bias_hh_l{layer}")
-            forget = torch.sigmoid(b_ih[h : 2 * h] + b_hh[h : 2 * h])
-            if not torch.allclose(forget, torch.full_like(forget, probability), atol=1e-5):
-                logit = math.log(probability / (1 - probability))
-                return (f"layer {layer}: with zero input the forget gate should be {probability}, "
-                        f"got {forget.tolist()} (the bias is the logit, log(p / (1 - p)) = "
-                        f"{logit:.4f}, and PyTorch adds two biases)")
-        for name, p in lstm.named_parameters():
-            if name.startswith("weight") and not torch.equal(p, before[name]):
-                return f"leave the weights alone: {name} changed"
-            if name.startswith("bias"):
-                others = torch.cat([p[:h], p[2 * h :]]).detach()
-                if not torch.equal(others, torch.cat([before[name][:h], before[name][2 * h :]])):
-                    return ("change only the forget gate's slice [hidden_size:2*hidden_size] "
-                            f"of {name}")
+@exercise("05.5", "balanced class weights")
+def check_balanced_class_weights(answer):
+    labels = torch.tensor([0] * 90 + [1] * 8 + [2] * 2)
+    got = answer(labels, 3)
+    if hint := shape_hint(got, (3,)):
+        return hint
+    truth = torch.tensor([100 / (3 * 90), 100 / (3 * 8), 100 / (3 * 2)])
+    if not torch.allclose(got.float(), truth):
+        return mismatch("counts (90, 8, 2)", [round(v, 4) for v in truth.tolist()], got.tolist())
+    logits = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+    per_class = [F.cross_entropy(logits[labels == c], labels[labels == c], reduction="sum")
+                 for c in range(3)]
+    weighted = F.cross_entropy(logits, labels, weight=got.float(), reduction="none")
+    shares = torch.stack([weighted[labels == c].sum() / per_class[c] * (labels == c).sum()
+                          for c in range(3)])
+    if not torch.allclose(shares, shares[0].expand(3), rtol=1e-4):
+        return "with these weights every class should carry the same total weight in the loss"
     return None

@@ -1,90 +1,96 @@
-"""Exercises of notebook 06 (graph convolution)."""
+"""Exercises of notebook 06 (RNN and LSTM)."""
+
+import math
 
 import torch
+from torch import nn
 
 from helpers.exercises import exercise
-from helpers.exercises.hints import close_hint, shape_hint
-from helpers.graph import add_self_loops, laplacian, normalized_adjacency
+from helpers.exercises.hints import case_text, close_hint, mismatch
 
 
-def _graph(seed: int, n: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    weights = (torch.rand(n, n, generator=g) < 0.35) * (0.2 + torch.rand(n, n, generator=g))
-    adj = torch.triu(weights, diagonal=1)
-    return adj + adj.T
+def _cell_hint(answer, cell: nn.RNNCellBase, batch: int) -> str | None:
+    """`close_hint` of answer(x, h, the cell's weights and biases) against cell(x, h), for a random
+    batch of inputs x and hidden states h."""
+    x, h = torch.randn(batch, cell.input_size), torch.randn(batch, cell.hidden_size)
+    with torch.no_grad():
+        got = answer(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+        return close_hint(got, cell(x, h), f"input {cell.input_size}, hidden {cell.hidden_size}",
+                          reference="PyTorch's")
 
 
-def _close(got, truth: torch.Tensor, what: str) -> str | None:
-    """`close_hint` for an answer that may be sparse or of another dtype; a boolean mask must match
-    exactly."""
-    if not isinstance(got, torch.Tensor):
-        return shape_hint(got, truth.shape, what)
-    got = got.to_dense() if got.layout != torch.strided else got
-    if hint := shape_hint(got, truth.shape, what):
-        return hint
-    if torch.bool in (got.dtype, truth.dtype):
-        wrong = int((got.bool() != truth.bool()).sum())
-        return f"{what}: {wrong} entries are wrong" if wrong else None
-    return close_hint(got.to(truth.dtype), truth, what)
-
-
-@exercise("06.1", "weighted degree from an edge list")
-def check_degree_from_edges(answer):
-    for seed, n in [(0, 6), (1, 12), (2, 3)]:
-        adj = _graph(seed, n)
-        target, source = adj.nonzero(as_tuple=True)
-        edge_index, edge_weight = torch.stack([source, target]), adj[target, source]
-        got = answer(edge_index, edge_weight, n)
-        if hint := _close(got, adj.sum(dim=1), f"a graph of {n} nodes"):
-            return hint + (" (add each edge's weight to the degree of its target node, e.g. with "
-                           "index_add_)")
+@exercise("06.1", "one step of a plain RNN")
+def check_rnn_step(answer):
+    torch.manual_seed(0)
+    for input_size, hidden_size, batch in [(1, 4, 3), (5, 8, 2), (3, 3, 1)]:
+        if hint := _cell_hint(answer, nn.RNNCell(input_size, hidden_size), batch):
+            return hint + " (h_t = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh))"
     return None
 
 
-@exercise("06.2", "random-walk normalisation")
-def check_random_walk_operator(answer):
-    for seed, n in [(3, 7), (4, 15)]:
-        adj = _graph(seed, n)
-        adj[0, :] = adj[:, 0] = 0.0  # an isolated node still has its self-loop
-        a = add_self_loops(adj)
-        if hint := _close(answer(adj), a / a.sum(dim=1, keepdim=True), f"a graph of {n} nodes"):
-            return hint + (" (D^-1 (A + I): each row of A + I divided by its sum, so each row sums "
-                           "to 1)")
+@exercise("06.2", "parameters of an LSTM")
+def check_lstm_parameter_count(answer):
+    for input_size, hidden_size, num_layers in [(1, 32, 1), (4, 16, 2), (10, 20, 4), (3, 1, 1)]:
+        truth = sum(p.numel() for p in nn.LSTM(input_size, hidden_size, num_layers).parameters())
+        got = answer(input_size, hidden_size, num_layers)
+        if got != truth:
+            return mismatch(f"nn.LSTM({input_size}, {hidden_size}, num_layers={num_layers})",
+                            truth, got, " (four gates, two biases each, and layers above the first "
+                            "read hidden_size inputs)")
     return None
 
 
-@exercise("06.3", "k-hop neighbourhoods")
-def check_k_hop(answer):
-    for seed, n, k in [(5, 10, 1), (6, 10, 2), (7, 14, 3), (8, 5, 0)]:
-        adj = _graph(seed, n)
-        step = ((adj > 0) | torch.eye(n, dtype=torch.bool)).double()
-        truth = torch.linalg.matrix_power(step, k) > 0
-        if hint := _close(answer(adj, k), truth, f"k={k} on a graph of {n} nodes"):
-            return hint + (" (node j is within k hops of i when (A + I)^k has a non-zero (i, j) "
-                           "entry)")
+@exercise("06.3", "shapes of nn.LSTM's outputs")
+def check_lstm_shapes(answer):
+    cases = [(5, 3, 10, 20, 4, False, False), (12, 8, 2, 16, 1, True, False),
+             (7, 2, 3, 5, 2, True, True), (1, 1, 1, 1, 1, False, True)]
+    for seq_len, batch, features, hidden, layers, batch_first, bidirectional in cases:
+        lstm = nn.LSTM(features, hidden, layers, batch_first=batch_first,
+                       bidirectional=bidirectional)
+        x = torch.zeros((batch, seq_len, features) if batch_first else (seq_len, batch, features))
+        out, (h, c) = lstm(x)
+        truth = (tuple(out.shape), tuple(h.shape), tuple(c.shape))
+        got = answer(seq_len, batch, features, hidden, layers, batch_first, bidirectional)
+        got = tuple(tuple(s) for s in got) if isinstance(got, (tuple, list)) else got
+        if got != truth:
+            case = case_text(seq_len=seq_len, batch=batch, features=features, hidden=hidden,
+                             layers=layers, batch_first=batch_first, bidirectional=bidirectional)
+            return mismatch(case, f"(out, h, c) shapes {truth}", got)
     return None
 
 
-@exercise("06.4", "SGC propagation")
-def check_sgc(answer):
-    for seed, n, k in [(9, 8, 1), (10, 12, 3), (11, 6, 0)]:
-        adj = _graph(seed, n)
-        x = torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
-        truth = torch.linalg.matrix_power(normalized_adjacency(adj), k) @ x
-        if hint := _close(answer(x, adj, k), truth, f"k={k}"):
-            return hint + " (apply the GCN operator D^-1/2 (A+I) D^-1/2 to x, k times)"
+@exercise("06.4", "a GRU cell from scratch")
+def check_gru_cell(answer):
+    torch.manual_seed(1)
+    for input_size, hidden_size, batch in [(2, 3, 4), (6, 5, 1)]:
+        if hint := _cell_hint(answer, nn.GRUCell(input_size, hidden_size), batch):
+            return hint + (" (rows are stacked as reset, update, new; the reset gate multiplies "
+                           "h W_hn^T + b_hn, bias included)")
     return None
 
 
-@exercise("06.5", "Dirichlet energy by edges")
-def check_dirichlet_by_edges(answer):
-    for seed, n in [(12, 6), (13, 11)]:
-        adj = _graph(seed, n).double()
-        x = torch.randn(n, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        truth = torch.trace(x.T @ laplacian(adj, normalized=False) @ x).item()
-        got = answer(x, adj)
-        got = got.item() if isinstance(got, torch.Tensor) else got
-        if not isinstance(got, float) or abs(got - truth) > 1e-8 * max(1.0, abs(truth)):
-            return (f"a graph of {n} nodes: expected {truth:.4f}, got {got!r} (1/2 sum over i, j "
-                    "of adj[i, j] * ||x_i - x_j||^2; each undirected edge appears twice)")
+@exercise("06.5", "open the forget gate")
+def check_open_forget_gate(answer):
+    for num_layers, hidden_size, probability in [(1, 4, 0.9), (3, 2, 0.75)]:
+        torch.manual_seed(2)
+        lstm = nn.LSTM(3, hidden_size, num_layers)
+        before = {name: p.detach().clone() for name, p in lstm.named_parameters()}
+        answer(lstm, probability)
+        h = hidden_size
+        for layer in range(num_layers):
+            b_ih, b_hh = getattr(lstm, f"bias_ih_l{layer}"), getattr(lstm, f"bias_hh_l{layer}")
+            forget = torch.sigmoid(b_ih[h : 2 * h] + b_hh[h : 2 * h])
+            if not torch.allclose(forget, torch.full_like(forget, probability), atol=1e-5):
+                logit = math.log(probability / (1 - probability))
+                return (f"layer {layer}: with zero input the forget gate should be {probability}, "
+                        f"got {forget.tolist()} (the bias is the logit, log(p / (1 - p)) = "
+                        f"{logit:.4f}, and PyTorch adds two biases)")
+        for name, p in lstm.named_parameters():
+            if name.startswith("weight") and not torch.equal(p, before[name]):
+                return f"leave the weights alone: {name} changed"
+            if name.startswith("bias"):
+                others = torch.cat([p[:h], p[2 * h :]]).detach()
+                if not torch.equal(others, torch.cat([before[name][:h], before[name][2 * h :]])):
+                    return ("change only the forget gate's slice [hidden_size:2*hidden_size] "
+                            f"of {name}")
     return None

@@ -1,84 +1,90 @@
-"""Exercises of notebook 07 (the full STGCN)."""
+"""Exercises of notebook 07 (graph convolution)."""
 
 import torch
-import torch.nn.functional as F
 
 from helpers.exercises import exercise
-from helpers.exercises.hints import case_text, mismatch, numbered, shape_hint
-from helpers.models import STGCNConfig, TemporalGatedConv, count_parameters
+from helpers.exercises.hints import close_hint, shape_hint
+from helpers.graph import add_self_loops, laplacian, normalized_adjacency
 
 
-@exercise("07.1", "time steps that reach the output block")
-def check_output_steps(answer):
-    for input_len, kt, blocks in [(12, 3, 2), (12, 2, 2), (24, 3, 3), (9, 2, 4), (5, 1, 3)]:
-        config = STGCNConfig(num_nodes=1, input_len=input_len, Kt=kt, blocks=((4, 2, 4),) * blocks)
-        got = answer(input_len, kt, blocks)
-        if got != config.time_left:
-            return mismatch(case_text(input_len=input_len, kt=kt, num_blocks=blocks),
-                            config.time_left, got, "; each block has two temporal convolutions, "
-                            "each removing kt - 1 steps")
-    return None
+def _graph(seed: int, n: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    weights = (torch.rand(n, n, generator=g) < 0.35) * (0.2 + torch.rand(n, n, generator=g))
+    adj = torch.triu(weights, diagonal=1)
+    return adj + adj.T
 
 
-@exercise("07.2", "from the notes' layout (batch, nodes, time, features) to ours")
-def check_notes_to_ours(answer):
-    ours = numbered(2, 5, 3, 4)  # (batch, time 5, nodes 3, features)
-    notes = ours.transpose(1, 2).contiguous()  # (batch, nodes 3, time 5, features)
-    result = answer(notes)
-    if hint := shape_hint(result, ours.shape):
-        return hint + " (ours is (batch, time, nodes, features))"
-    if not torch.equal(result, ours):
-        return ("the shape is right but the values are scrambled: swap the nodes and time axes, "
-                "do not reshape")
-    return None
-
-
-@exercise("07.3", "the paper's gated linear unit with the residual inside the gate")
-def check_paper_gate(answer):
-    g = torch.Generator().manual_seed(7)
-    p, q, residual = (torch.randn(2, 3, 4, 5, generator=g) for _ in range(3))
-    result = answer(p, q, residual)
-    if hint := shape_hint(result, p.shape):
+def _close(got, truth: torch.Tensor, what: str) -> str | None:
+    """`close_hint` for an answer that may be sparse or of another dtype; a boolean mask must match
+    exactly."""
+    if not isinstance(got, torch.Tensor):
+        return shape_hint(got, truth.shape, what)
+    got = got.to_dense() if got.layout != torch.strided else got
+    if hint := shape_hint(got, truth.shape, what):
         return hint
-    expected = F.glu(torch.cat([p + residual, q], dim=-1), dim=-1)
-    if torch.allclose(result, p * torch.sigmoid(q) + residual, atol=1e-6):
-        return ("that adds the residual after the gate (the notes' order); the paper adds it to P "
-                "before gating")
-    if not torch.allclose(result, expected, atol=1e-6):
-        return "compare with (P + residual) * sigmoid(Q)"
+    if torch.bool in (got.dtype, truth.dtype):
+        wrong = int((got.bool() != truth.bool()).sum())
+        return f"{what}: {wrong} entries are wrong" if wrong else None
+    return close_hint(got.to(truth.dtype), truth, what)
+
+
+@exercise("07.1", "weighted degree from an edge list")
+def check_degree_from_edges(answer):
+    for seed, n in [(0, 6), (1, 12), (2, 3)]:
+        adj = _graph(seed, n)
+        target, source = adj.nonzero(as_tuple=True)
+        edge_index, edge_weight = torch.stack([source, target]), adj[target, source]
+        got = answer(edge_index, edge_weight, n)
+        if hint := _close(got, adj.sum(dim=1), f"a graph of {n} nodes"):
+            return hint + (" (add each edge's weight to the degree of its target node, e.g. with "
+                           "index_add_)")
     return None
 
 
-@exercise("07.4", "parameters of a temporal gated convolution")
-def check_temporal_conv_parameters(answer):
-    for c_in, c_out, kt, gate in [(1, 64, 3, "glu"), (64, 16, 3, "glu"), (16, 64, 2, "notes"),
-                                  (32, 32, 4, "glu"), (64, 16, 3, "notes")]:
-        expected = count_parameters(TemporalGatedConv(c_in, c_out, kt, gate=gate))
-        got = answer(c_in, c_out, kt, gate)
-        if got != expected:
-            projects = gate == "glu" and c_in > c_out
-            why = " (did you count the 1x1 projection of the residual?)" if projects else ""
-            return mismatch(case_text(c_in=c_in, c_out=c_out, kt=kt, gate=gate), expected, got, why)
+@exercise("07.2", "random-walk normalisation")
+def check_random_walk_operator(answer):
+    for seed, n in [(3, 7), (4, 15)]:
+        adj = _graph(seed, n)
+        adj[0, :] = adj[:, 0] = 0.0  # an isolated node still has its self-loop
+        a = add_self_loops(adj)
+        if hint := _close(answer(adj), a / a.sum(dim=1, keepdim=True), f"a graph of {n} nodes"):
+            return hint + (" (D^-1 (A + I): each row of A + I divided by its sum, so each row sums "
+                           "to 1)")
     return None
 
 
-@exercise("07.5", "MAE per station with missing readings")
-def check_station_mae(answer):
-    g = torch.Generator().manual_seed(5)
-    target = torch.randn(6, 2, 4, generator=g)
-    pred = target + torch.randn(6, 2, 4, generator=g)
-    target[0, 0, 1] = target[3, 1, 1] = float("nan")
-    target[:, :, 3] = float("nan")  # a station with no observed target at all
-    result = answer(pred, target)
-    if hint := shape_hint(result, (4,)):
-        return hint + " (one number per station: (nodes,))"
-    errors = (pred - target).abs()
-    expected = torch.stack([errors[..., k][~torch.isnan(errors[..., k])].mean() for k in range(4)])
-    if not torch.isnan(result[3]):
-        return "a station with no observed target should get NaN (0 / 0), not a number"
-    if torch.isnan(result[:3]).any():
-        return ("a missing target made a whole station NaN: leave the missing entries out of the "
-                "sum and the count")
-    if not torch.allclose(result[:3], expected[:3], atol=1e-6):
-        return "divide each station's sum of absolute errors by its number of OBSERVED targets"
+@exercise("07.3", "k-hop neighbourhoods")
+def check_k_hop(answer):
+    for seed, n, k in [(5, 10, 1), (6, 10, 2), (7, 14, 3), (8, 5, 0)]:
+        adj = _graph(seed, n)
+        step = ((adj > 0) | torch.eye(n, dtype=torch.bool)).double()
+        truth = torch.linalg.matrix_power(step, k) > 0
+        if hint := _close(answer(adj, k), truth, f"k={k} on a graph of {n} nodes"):
+            return hint + (" (node j is within k hops of i when (A + I)^k has a non-zero (i, j) "
+                           "entry)")
+    return None
+
+
+@exercise("07.4", "SGC propagation")
+def check_sgc(answer):
+    for seed, n, k in [(9, 8, 1), (10, 12, 3), (11, 6, 0)]:
+        adj = _graph(seed, n)
+        x = torch.randn(n, 4, generator=torch.Generator().manual_seed(seed))
+        truth = torch.linalg.matrix_power(normalized_adjacency(adj), k) @ x
+        if hint := _close(answer(x, adj, k), truth, f"k={k}"):
+            return hint + " (apply the GCN operator D^-1/2 (A+I) D^-1/2 to x, k times)"
+    return None
+
+
+@exercise("07.5", "Dirichlet energy by edges")
+def check_dirichlet_by_edges(answer):
+    for seed, n in [(12, 6), (13, 11)]:
+        adj = _graph(seed, n).double()
+        x = torch.randn(n, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        truth = torch.trace(x.T @ laplacian(adj, normalized=False) @ x).item()
+        got = answer(x, adj)
+        got = got.item() if isinstance(got, torch.Tensor) else got
+        if not isinstance(got, float) or abs(got - truth) > 1e-8 * max(1.0, abs(truth)):
+            return (f"a graph of {n} nodes: expected {truth:.4f}, got {got!r} (1/2 sum over i, j "
+                    "of adj[i, j] * ||x_i - x_j||^2; each undirected edge appears twice)")
     return None

@@ -1,10 +1,10 @@
 """The forecasting models of the workbook; import every name from `helpers.models`.
 
 - `models.lstm`: the LSTM cell written out gate by gate (`LSTMCellFromScratch`), `unroll`, the
-  `LSTMForecaster`, and `gradient_norms_through_time` (notebook 05).
+  `LSTMForecaster`, and `gradient_norms_through_time` (notebook 06).
 - `models.stgcn`: the STGCN in parts: `TemporalGatedConv`, `STConvBlock`, `OutputBlock`, `Align`,
-  `STGCN` built from an `STGCNConfig`, plus `graph_operator` and `count_parameters` (notebook 07).
-- `models.baselines`: forecasts without training: `nearest_neighbour_forecast` (notebook 02),
+  `STGCN` built from an `STGCNConfig`, plus `graph_operator` and `count_parameters` (notebook 08).
+- `models.baselines`: forecasts without training: `nearest_neighbour_forecast` (notebook 03),
   `historical_average`, and `baseline_forecast` (persistence or historical average on a split).
 
 Training these models (`train_forecaster`, `fit_lstm_forecaster`) lives in `helpers.train`.

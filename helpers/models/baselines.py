@@ -1,6 +1,6 @@
 """Forecasts without gradient descent: the yardsticks every trained model is compared with.
 
-- `nearest_neighbour_forecast`: the k-nearest-neighbour forecaster. Notebook 02 uses it to measure
+- `nearest_neighbour_forecast`: the k-nearest-neighbour forecaster. Notebook 03 uses it to measure
   how a shuffled split of overlapping windows inflates a test score: a forecaster that remembers its
   training windows profits directly from training windows that overlap the test windows in time.
 - `historical_average`: every step forecast as the mean of its time-of-day slot (and day type) over

@@ -1,4 +1,4 @@
-"""The LSTM of notebook 05: a cell written out gate by gate, its unrolling, the LSTM forecaster,
+"""The LSTM of notebook 06: a cell written out gate by gate, its unrolling, the LSTM forecaster,
 and how much the gradient through time vanishes.
 
 Shapes: a window of past readings is `(batch, time, features)` for one station or

@@ -1,4 +1,4 @@
-"""Training: the loop of notebook 04 made reusable, whole runs with checkpoints, and standard
+"""Training: the loop of notebook 05 made reusable, whole runs with checkpoints, and standard
 recipes; import every name from `helpers.train`.
 
 - `train.loop`: `train_epoch`, `evaluate_loss`, `make_optimizer` by name (`OPTIMIZER_NAMES`),

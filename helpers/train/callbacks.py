@@ -1,5 +1,5 @@
 """Hooks into `fit`: the `Callback` base class, the `TrainState` callbacks see, and
-`StopOnNonFiniteLoss` (notebook 08), which ends a diverged run at its first NaN loss."""
+`StopOnNonFiniteLoss` (notebook 09), which ends a diverged run at its first NaN loss."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The training loop of the workbook, one pass at a time.
 
-Notebook 04 writes this loop by hand first and explains each line; these functions are that loop,
+Notebook 05 writes this loop by hand first and explains each line; these functions are that loop,
 reusable. The order inside one step is: `zero_grad`, forward, loss, `backward`, `step` (and the
 scheduler's step). Losses are accumulated with `loss.item()` (a float), never the tensor `loss`,
 which would keep every batch's graph alive.

@@ -1,8 +1,8 @@
 """Standard recipes: `fit` with settings that work, for the forecasters of `helpers.models`.
 
-- `train_forecaster`: any forecaster (the STGCN of notebook 07, the command line's models) on the
+- `train_forecaster`: any forecaster (the STGCN of notebook 08, the command line's models) on the
   parts of `helpers.data.make_splits`: Adam, cosine decay, masked loss, best epoch kept.
-- `fit_lstm_forecaster`: notebook 05's LSTM on a `GraphTimeSeries`, returning an `LSTMRun`.
+- `fit_lstm_forecaster`: notebook 06's LSTM on a `GraphTimeSeries`, returning an `LSTMRun`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def fit_lstm_forecaster(ds, input_len: int = 12, horizon: int = 4, hidden_size: 
                         lr: float = 5e-3, epochs: int = 8, batch_size: int = 64, seed: int = 0,
                         on_epoch_end: Callable[[int, History], None] | None = None) -> LSTMRun:
     """Train an `LSTMForecaster` on a `GraphTimeSeries` (one station or a network) with notebook
-    05's recipe.
+    06's recipe.
 
     Windows of `input_len` steps of every channel predict the next `horizon` steps of channel 0
     (`helpers.data.make_splits`: chronological 70/10/20 parts, z-scored with training statistics,

@@ -1,7 +1,7 @@
 """Learning-rate schedules and the scaling of the learning rate with the batch size.
 
-- `warmup_factor` (notebook 04): linear warmup, for `torch.optim.lr_scheduler.LambdaLR`.
-- `warmup_cosine_factor` and its scheduler `warmup_cosine` (notebook 08): warmup, then cosine decay.
+- `warmup_factor` (notebook 05): linear warmup, for `torch.optim.lr_scheduler.LambdaLR`.
+- `warmup_cosine_factor` and its scheduler `warmup_cosine` (notebook 09): warmup, then cosine decay.
 - `scaled_lr`: a learning rate tuned at one batch size, moved to another (linear or square-root
   rule).
 

@@ -5,7 +5,7 @@
   its controls and what a run does (`TrainingPlayground`, `LSTMPlayground`, `DepthExplorer`,
   `STGCNPlayground`).
 - `training_figure(history, epochs)`: train and validation loss per epoch, the figure the training
-  widgets of notebooks 04, 05 and 07 redraw after every epoch.
+  widgets of notebooks 05, 06 and 08 redraw after every epoch.
 - `control_look(label_width, width)`: the style and layout keyword arguments of a row of controls.
 """
 

@@ -1,58 +1,267 @@
-"""Notebook 05's widget: `LSTMPlayground`, a short LSTM training run with chosen hidden size,
-sequence length and learning rate, and live loss curves."""
+"""Notebook 05's widgets: the optimizer explorer and the training playground.
+
+- `explorer_settings`, `explorer_figure`, `explorer_readout`: what the explorer computes and draws,
+  plain functions that work without a browser; `OPTIMIZER_COLORS`: one colour per optimizer.
+- `OptimizerExplorer`: sliders and ticks wired to them; every change redraws a PNG in an
+  `ipywidgets.Image`. Its controls carry CSS classes (`opt-...`) so a browser test can find them.
+- `TrainingPlayground`: train a small model with a chosen learning rate, batch size and optimizer,
+  with live loss curves (`widgets.base.training_figure`).
+"""
 
 from __future__ import annotations
 
-import ipywidgets as widgets
-from torch.utils.data import DataLoader
+import math
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
 
-from helpers.checks import check_int
-from helpers.train import LSTMRun, evaluate, fit_lstm_forecaster
+import ipywidgets as widgets
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullLocator
+from torch.utils.data import DataLoader, Dataset
+
+from helpers.checks import check_choice, check_int
+from helpers.data import shuffled_loader
+from helpers.optim import OPTIMIZERS, SURFACES, OptimizerPath, get_surface, optimizer_paths, surface_grid
+from helpers.plots import figure_png
+from helpers.train import OPTIMIZER_NAMES, History, fit, make_optimizer
 from helpers.widgets.base import TrainButtonWidget, control_look
 
+#: One colour per optimizer, the same in every figure.
+OPTIMIZER_COLORS = dict(zip(OPTIMIZERS, ["C0", "C1", "C2", "C3", "C4"], strict=True))
 
-class LSTMPlayground(TrainButtonWidget):
-    """Train `helpers.train.fit_lstm_forecaster` on one station with a chosen hidden size, input
-    length (the sequence the LSTM reads) and learning rate, for `epochs` epochs, with live loss
-    curves.
 
-    station: a one-station `GraphTimeSeries`, e.g.
-    `add_time_of_day(select_nodes(ds, ["Fernhill"]))`.
-    The "train" button (or `run()`) trains from `seed`, redraws `training_figure` after every epoch
-    and ends with the test MAE per horizon step in passengers. CSS classes: lstm-playground,
-    lstm-hidden, lstm-input-len, lstm-lr, lstm-button, lstm-plot, lstm-status.
+def explorer_settings(
+    optimizers: Sequence[str],
+    lr: float,
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    alpha: float = 0.99,
+) -> dict[str, dict[str, object]]:
+    """Turn the explorer's controls into step-function keyword arguments per optimizer.
+
+    One learning rate for all; `momentum` is Momentum's, `(beta1, beta2)` are Adam's betas and
+    `alpha` is RMSProp's squared-gradient decay. Returns {name: kwargs} in OPTIMIZERS order.
+    """
+    unknown = [name for name in optimizers if name not in OPTIMIZERS]
+    if unknown:
+        raise ValueError(f"optimizers must be among {list(OPTIMIZERS)}, got {unknown}")
+    extra = {"Momentum": {"momentum": momentum}, "RMSProp": {"alpha": alpha},
+             "Adam": {"betas": (beta1, beta2)}}
+    return {name: {"lr": lr, **extra.get(name, {})} for name in OPTIMIZERS if name in optimizers}
+
+
+@lru_cache(maxsize=8)
+def _contour_data(surface_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid and log-spaced contour levels of the loss gap f - f* (computed once per surface)."""
+    s = SURFACES[surface_name]
+    X, Y, Z = (t.numpy() for t in surface_grid(s, 120))
+    gap = Z - s.min_loss
+    levels = np.geomspace(max(np.quantile(gap, 0.005), 1e-3), gap.max(), 14)
+    return X, Y, gap, levels
+
+
+def explorer_figure(surface: str, paths: Mapping[str, OptimizerPath],
+                    title: str | None = None) -> Figure:
+    """Two panels: the optimizers' paths on the surface's contour plot, and their loss curves.
+
+    title: an optional headline above both panels.
+    surface: a key of SURFACES; paths: the result of `optimizer_paths` on it. The right panel shows
+    f(x_t) - f* (the gap to the minimum) on a log scale, so every surface's curves are comparable.
+    Built with matplotlib's object API (no pyplot), so nothing is shown unless asked for.
+    """
+    s = get_surface(surface)
+    X, Y, gap, levels = _contour_data(s.name)
+    fig = Figure(figsize=(8.0, 3.3), dpi=90, layout="none")  # constrained layout: 2x redraw time
+    ax_map, ax_loss = fig.subplots(1, 2, width_ratios=[1.15, 1])
+    fig.subplots_adjust(left=0.085, right=0.985, bottom=0.14, top=0.91, wspace=0.32)
+    ax_map.contour(X, Y, gap, levels=levels, colors="0.6", linewidths=0.7)
+    ax_map.plot(*s.minimum, marker="*", color="k", markersize=11, linestyle="none")
+    ax_map.plot(*s.start, marker="o", color="k", markersize=5, linestyle="none")
+    for name, path in paths.items():
+        color = OPTIMIZER_COLORS[name]
+        xy = path.xy.numpy()
+        ax_map.plot(xy[:, 0], xy[:, 1], "-", color=color, linewidth=1.4, marker=".", markersize=3,
+                    label=name)
+        gap_t = np.clip(path.loss.numpy() - s.min_loss, 1e-12, None)
+        ax_loss.semilogy(gap_t, color=color, linewidth=1.4, label=name)
+        if path.diverged_at is not None:
+            ax_loss.plot(path.diverged_at - 1, gap_t[path.diverged_at - 1], "x", color=color,
+                         markersize=9)
+    ax_map.set(xlim=s.xlim, ylim=s.ylim, xlabel="x", ylabel="y",
+               title=f"{s.name}: paths from o to *")
+    ax_loss.set(xlabel="step", ylabel="loss - minimum (log)",
+                title="loss gap per step (x: diverged)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+        fig.subplots_adjust(top=0.82)
+    if paths:
+        ax_loss.legend(loc="lower left", fontsize=7, framealpha=0.8)
+    ax_loss.grid(True, alpha=0.3)
+    # plain-text tick labels: mathtext ones cost 70 ms a redraw
+    ax_loss.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
+    ax_loss.yaxis.set_minor_locator(NullLocator())
+    return fig
+
+
+def _power_of_ten(value: float, _position) -> str:
+    return f"1e{math.log10(value):.0f}" if value > 0 else ""
+
+
+def explorer_readout(paths: Mapping[str, OptimizerPath]) -> str:
+    """One line: each optimizer's final loss with 4 decimals, or the step at which it diverged."""
+    parts = []
+    for name, path in paths.items():
+        if path.diverged_at is not None:
+            parts.append(f"{name} diverged at step {path.diverged_at}")
+        else:
+            parts.append(f"{name} {path.loss[-1].item():.4f}")
+    return "final loss: " + " | ".join(parts) if parts else "final loss: (no optimiser ticked)"
+
+
+class OptimizerExplorer(widgets.VBox):
+    """The optimizer explorer: pick a surface, tick optimizers, set lr, momentum, betas and steps.
+
+    Every change recomputes the paths with `optimizer_paths` and redraws `explorer_figure` into
+    `self.plot` (an Image) and `explorer_readout` into `self.readout` (a Label). Choosing a surface
+    loads its suggested learning rate and number of steps. CSS classes: opt-explorer, opt-surface,
+    opt-check-<name>, opt-lr, opt-momentum, opt-beta1, opt-beta2, opt-alpha, opt-steps, opt-plot,
+    opt-readout. `self.last_redraw_s` holds the duration of the last redraw.
     """
 
-    def __init__(self, station, epochs: int = 4, hidden_size: int = 32, input_len: int = 12,
-                 lr: float = 5e-3, horizon: int = 4, seed: int = 0):
+    def __init__(self, surface: str = "ill-conditioned bowl",
+                 optimizers: Sequence[str] = ("SGD", "Momentum", "Adam")):
+        s = get_surface(surface)
+        explorer_settings(optimizers, lr=s.lr)  # validates the names
+        look = control_look(110, 350)
+
+        def slider(cls, css, description, value, **kw):
+            w = cls(value=value, description=description, continuous_update=False, **look, **kw)
+            w.add_class(css)
+            return w
+
+        self.surface = widgets.Dropdown(options=list(SURFACES), value=s.name, description="surface",
+                                        **look)
+        self.surface.add_class("opt-surface")
+        tick_layout = widgets.Layout(width="auto", margin="0 16px 0 0")
+        self.checks = {name: widgets.Checkbox(value=name in optimizers, description=name,
+                                              indent=False, layout=tick_layout)
+                       for name in OPTIMIZERS}
+        for name, box in self.checks.items():
+            box.add_class(f"opt-check-{name.lower()}")
+        self.lr = slider(widgets.FloatLogSlider, "opt-lr", "learning rate", s.lr, base=10, min=-4,
+                         max=0, step=0.05, readout_format=".4f")
+        self.momentum = slider(widgets.FloatSlider, "opt-momentum", "momentum", 0.9, min=0.0,
+                               max=0.99, step=0.01)
+        self.beta1 = slider(widgets.FloatSlider, "opt-beta1", "Adam beta1", 0.9, min=0.0, max=0.99,
+                            step=0.01)
+        self.beta2 = slider(widgets.FloatSlider, "opt-beta2", "Adam beta2", 0.999, min=0.9,
+                            max=0.9999, step=0.0001, readout_format=".4f")
+        self.alpha = slider(widgets.FloatSlider, "opt-alpha", "RMSProp alpha", 0.99, min=0.5,
+                            max=0.999, step=0.001, readout_format=".3f")
+        self.steps = slider(widgets.IntSlider, "opt-steps", "steps", s.steps, min=10, max=600,
+                            step=10)
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px"))
+        self.plot.add_class("opt-plot")
+        self.readout = widgets.Label()
+        self.readout.add_class("opt-readout")
+        self.last_redraw_s = 0.0
+        self._paused = False
+        ticks = widgets.HBox([widgets.Label("optimisers:", layout=widgets.Layout(width="115px")),
+                              *self.checks.values()])
+        sliders = widgets.HBox([widgets.VBox([self.surface, self.lr, self.steps, self.momentum]),
+                                widgets.VBox([self.beta1, self.beta2, self.alpha])])
+        super().__init__([sliders, ticks, self.plot, self.readout])
+        self.add_class("opt-explorer")
+        for w in [self.lr, self.momentum, self.beta1, self.beta2, self.alpha, self.steps,
+                  *self.checks.values()]:
+            w.observe(self._on_change, names="value")
+        self.surface.observe(self._on_surface, names="value")
+        self.redraw()
+
+    @property
+    def ticked(self) -> list[str]:
+        """The names of the ticked optimizers, in OPTIMIZERS order."""
+        return [name for name, box in self.checks.items() if box.value]
+
+    def compute(self) -> dict[str, OptimizerPath]:
+        """The paths for the current control values (no drawing)."""
+        settings = explorer_settings(self.ticked, self.lr.value, self.momentum.value,
+                                     self.beta1.value, self.beta2.value, self.alpha.value)
+        if not settings:
+            return {}
+        return optimizer_paths(self.surface.value, settings, steps=self.steps.value)
+
+    def redraw(self) -> None:
+        """Recompute the paths and refresh the plot and the readout."""
+        t0 = time.perf_counter()
+        paths = self.compute()
+        self.plot.value = figure_png(explorer_figure(self.surface.value, paths))
+        self.readout.value = explorer_readout(paths)
+        self.last_redraw_s = time.perf_counter() - t0
+
+    @contextmanager
+    def _hold(self):
+        """Change several controls with one redraw at the end."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+        self.redraw()
+
+    def _on_change(self, _change) -> None:
+        if not self._paused:
+            self.redraw()
+
+    def _on_surface(self, change) -> None:
+        s = get_surface(change["new"])
+        with self._hold():
+            self.lr.value, self.steps.value = s.lr, s.steps
+
+
+class TrainingPlayground(TrainButtonWidget):
+    """Train a small model on a slice of data with a chosen learning rate, batch size and optimizer.
+
+    make_model(): returns a fresh model (called after seeding, so every run starts from the same
+    weights); train_set / val_set: Datasets of (x, y); loss_fn(prediction, target) -> mean loss.
+    The "train" button (or `run()`) trains for `epochs` epochs with `helpers.train.fit` and redraws
+    the loss curve and the status line after every epoch. CSS classes: train-playground, train-lr,
+    train-batch, train-optimizer, train-button, train-plot, train-status.
+    """
+
+    def __init__(self, make_model, train_set: Dataset, val_set: Dataset, loss_fn, epochs: int = 6,
+                 seed: int = 0, lr: float = 1e-3, batch_size: int = 32, optimizer: str = "Adam"):
+        check_choice("optimizer", optimizer, OPTIMIZER_NAMES)
         self.epochs = check_int("epochs", epochs)
-        self.station, self.horizon, self.seed = station, horizon, seed
-        look = control_look(110, 360)
-        self.hidden = widgets.Dropdown(options=[4, 8, 16, 32, 64, 128], value=hidden_size,
-                                       description="hidden size", **look)
-        self.input_len = widgets.IntSlider(value=input_len, min=2, max=48, step=2,
-                                           description="sequence length", continuous_update=False,
-                                           **look)
-        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=-0.5, step=0.1,
+        self.make_model, self.train_set, self.val_set = make_model, train_set, val_set
+        self.loss_fn, self.seed = loss_fn, seed
+        look = control_look(100, 340)
+        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.1,
                                          description="learning rate", readout_format=".4f",
                                          continuous_update=False, **look)
-        self.result: LSTMRun | None = None
-        self.test_mae: list[float] = []
-        super().__init__("lstm-playground", {"hidden": self.hidden, "input-len": self.input_len,
-                                             "lr": self.lr}, epochs=epochs)
+        self.batch_size = widgets.Dropdown(options=[8, 16, 32, 64, 128, 256], value=batch_size,
+                                           description="batch size", **look)
+        self.optimizer = widgets.Dropdown(options=list(OPTIMIZER_NAMES), value=optimizer,
+                                          description="optimiser", **look)
+        self.history: History | None = None
+        # the plot is 540 px wide: the PNG's own width, 6 inches at 90 dpi
+        super().__init__("train-playground", {"lr": self.lr, "batch": self.batch_size,
+                                              "optimizer": self.optimizer}, epochs=epochs)
 
-    def _train(self) -> LSTMRun:
-        """Train with the current settings; the plot updates every epoch, the status at the end."""
-        settings = (f"hidden {self.hidden.value}, sequence {self.input_len.value}, "
-                    f"lr {self.lr.value:.4f}")
-        self.result = fit_lstm_forecaster(self.station, input_len=self.input_len.value,
-                                          horizon=self.horizon, hidden_size=self.hidden.value,
-                                          lr=self.lr.value, epochs=self.epochs, seed=self.seed,
-                                          on_epoch_end=self.epoch_view(self.epochs, settings))
-        splits = self.result.splits
-        test = DataLoader(splits.test, batch_size=512)
-        self.test_mae = evaluate(self.result.model, test, splits.scaler)["mae"]
-        steps = ", ".join(f"{v:.1f}" for v in self.test_mae)
-        minutes = self.station.interval_minutes
-        self.status.value = f"test MAE per step (passengers per {minutes} min): {steps}"
-        return self.result
+    def _train(self) -> History:
+        """Train a fresh model with the current settings; the plot and status update every epoch."""
+        settings = f"{self.optimizer.value}, lr {self.lr.value:.4f}, batch {self.batch_size.value}"
+        torch.manual_seed(self.seed)
+        model = self.make_model()
+        train_loader = shuffled_loader(self.train_set, self.batch_size.value, self.seed)
+        val_loader = DataLoader(self.val_set, batch_size=256)
+        optimizer = make_optimizer(self.optimizer.value, model.parameters(), self.lr.value)
+        self.history = fit(model, train_loader, self.loss_fn, optimizer, self.epochs,
+                           val_loader=val_loader,
+                           on_epoch_end=self.epoch_view(self.epochs, settings, train_loss=True))
+        return self.history

@@ -1,117 +1,104 @@
-"""Notebook 07's widget: `STGCNPlayground`, an STGCN built from sliders (kernel sizes, widths,
-depth, graph convolution, learning rate), its parameter count at once, and a short training run;
-`STGCN_WIDTHS` are the channel widths it offers."""
+"""Notebook 07's depth explorer: accuracy and over-smoothing of deep GCNs against depth.
+
+- `depth_figure(results)`: test MAE and the spread of node embeddings against depth, one line per
+  skip connection (`BLOCK_COLORS`).
+- `DepthExplorer`: trains GCNs up to a chosen depth with a chosen skip connection and hidden size
+  (`helpers.node_task.depth_sweep`) and draws `depth_figure`.
+"""
 
 from __future__ import annotations
 
-import ipywidgets as widgets
-import torch
-from torch.utils.data import DataLoader
+from collections.abc import Sequence
 
-from helpers.checks import check_choice, check_int
-from helpers.models import GRAPH_CONVS, STGCN, STGCNConfig, count_parameters
-from helpers.train import History, evaluate, train_forecaster
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+from helpers.checks import check_choice
+from helpers.graph import BLOCKS
+from helpers.node_task import DepthResult, NextStepTask, depth_sweep
 from helpers.widgets.base import TrainButtonWidget, control_look
 
-#: Channel triples (temporal, spatial, temporal) offered by the playground, small to the paper's.
-STGCN_WIDTHS = ("8,4,8", "16,8,16", "32,8,32", "32,16,32", "64,16,64")
+#: One colour per skip connection, the same in every figure of notebook 07.
+BLOCK_COLORS = dict(zip(BLOCKS, ["C0", "C2", "C1", "C4"], strict=True))
 
 
-class STGCNPlayground(TrainButtonWidget):
-    """Build an STGCN from sliders (Kt, Ks, channel widths, number of blocks, Chebyshev or
-    first-order graph convolution, learning rate), see its parameter count at once, and train it
-    briefly with live loss curves.
+def depth_figure(results: Sequence[DepthResult], reference_mae: float | None = None,
+                 title: str = "") -> Figure:
+    """Two panels against depth (log2 axis), one line per skip connection: test MAE in passengers,
+    and 1 - mean pairwise cosine similarity of the node embeddings on a log axis (down = embeddings
+    collapsing).
 
-    splits: `helpers.data.make_splits` parts (inputs (time, nodes, channels), target channel 0);
-    adj: the (nodes, nodes) adjacency. `config()` turns the controls into an `STGCNConfig`
-    (ValueError when the input window is too short for the blocks); `describe()` is the line the
-    widget shows. The "train" button (or `run()`) calls `helpers.train.train_forecaster` for
-    `epochs` epochs from `seed`, redraws `training_figure` after each epoch and ends with the test
-    MAE in original units. CSS classes: stgcn-playground, stgcn-kt, stgcn-ks, stgcn-widths,
-    stgcn-blocks, stgcn-graph, stgcn-lr, stgcn-button, stgcn-plot, stgcn-status.
+    results: records of `helpers.node_task.depth_sweep`; reference_mae: a horizontal line (e.g. the
+    historical average's MAE) for scale. Built with matplotlib's object API (no pyplot).
+    """
+    if not results:
+        raise ValueError("results: expected at least one DepthResult, got none")
+    fig = Figure(figsize=(8.0, 3.0), dpi=90, layout="constrained")
+    ax_mae, ax_cos = fig.subplots(1, 2)
+    for block in dict.fromkeys(r.block for r in results):
+        rows = sorted((r for r in results if r.block == block), key=lambda r: r.depth)
+        depths = [r.depth for r in rows]
+        style = dict(marker="o", markersize=4, color=BLOCK_COLORS.get(block), label=block)
+        ax_mae.plot(depths, [r.mae for r in rows], **style)
+        ax_cos.plot(depths, [max(1 - r.cosine, 1e-7) for r in rows], **style)
+    if reference_mae is not None:
+        ax_mae.axhline(reference_mae, color="0.5", linestyle=":", linewidth=1,
+                       label="historical average")
+    for ax in (ax_mae, ax_cos):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+        ax.set_xlabel("depth (graph convolution layers)")
+    ax_mae.set(ylabel="test MAE (passengers / 15 min)", title="accuracy")
+    ax_cos.set(yscale="log", ylabel="1 - mean cosine similarity", title="spread of node embeddings")
+    ax_cos.yaxis.set_minor_formatter(NullFormatter())  # label the powers of ten only
+    ax_mae.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+class DepthExplorer(TrainButtonWidget):
+    """Train GCNs of depth 1, 2, 4, ... up to a chosen depth with a chosen skip connection and
+    hidden size, and plot `depth_figure` (accuracy and embedding spread against depth).
+
+    task: a `helpers.node_task.NextStepTask`; reference: optional `DepthResult`s drawn as well (e.g.
+    the notebook's plain stack), and reference_mae a horizontal line. The "train" button (or
+    `run()`) calls `depth_sweep`. CSS classes: depth-explorer, depth-max, depth-block, depth-hidden,
+    depth-button, depth-plot, depth-status.
     """
 
-    def __init__(self, splits, adj: torch.Tensor, epochs: int = 3, lr: float = 5e-3,
-                 widths: str = "16,8,16", blocks: int = 2, Kt: int = 3, Ks: int = 3,
-                 graph_conv: str = "cheb", batch_size: int = 64, seed: int = 0):
-        self.epochs = check_int("epochs", epochs)
-        check_choice("widths", widths, STGCN_WIDTHS)
-        self.splits, self.adj, self.batch_size, self.seed = splits, adj, batch_size, seed
-        x, y = splits.train[0]
-        self._shape = {"num_nodes": x.shape[1], "input_len": x.shape[0], "horizon": y.shape[0],
-                       "in_channels": x.shape[2] if x.ndim == 3 else 1}
-        look = control_look(120, 360)
+    DEPTHS = (1, 2, 4, 8, 16, 32)
 
-        def slider(value, low, high, description):
-            return widgets.IntSlider(value=value, min=low, max=high, description=description,
-                                     continuous_update=False, **look)
+    def __init__(self, task: NextStepTask, max_depth: int = 8, block: str = "res+",
+                 hidden: int = 16, reference: Sequence[DepthResult] = (),
+                 reference_mae: float | None = None, seed: int = 0):
+        check_choice("max_depth", max_depth, self.DEPTHS)
+        self.task, self.reference, self.reference_mae = task, list(reference), reference_mae
+        self.seed = seed
+        look = control_look(110, 300)
+        self.max_depth = widgets.Dropdown(options=list(self.DEPTHS), value=max_depth,
+                                          description="up to depth", **look)
+        self.block = widgets.Dropdown(options=list(BLOCKS), value=block, description="connection",
+                                      **look)
+        self.hidden = widgets.Dropdown(options=[8, 16, 32, 64], value=hidden,
+                                       description="hidden size", **look)
+        self.results: list[DepthResult] = []
+        super().__init__("depth-explorer",
+                         {"max": self.max_depth, "block": self.block, "hidden": self.hidden},
+                         status="press train (about a second per layer trained)",
+                         plot_width="720px")
 
-        self.kt = slider(Kt, 1, 4, "Kt (time kernel)")
-        self.ks = slider(Ks, 1, 4, "Ks (Chebyshev)")
-        self.blocks = slider(blocks, 1, 3, "ST-Conv blocks")
-        self.widths = widgets.Dropdown(options=STGCN_WIDTHS, value=widths, description="channels",
-                                       **look)
-        self.graph = widgets.ToggleButtons(options=GRAPH_CONVS, value=graph_conv,
-                                           description="graph conv",
-                                           style={"description_width": "120px",
-                                                  "button_width": "80px"})
-        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=-1, step=0.1,
-                                         description="learning rate", readout_format=".4f",
-                                         continuous_update=False, **look)
-        self.info = widgets.Label()
-        self.history: History | None = None
-        self.test_mae: list[float] = []
-        super().__init__("stgcn-playground",
-                         {"kt": self.kt, "ks": self.ks, "widths": self.widths,
-                          "blocks": self.blocks, "graph": self.graph, "lr": self.lr},
-                         epochs=epochs)
-        for control in (self.kt, self.ks, self.blocks, self.widths, self.graph):
-            control.observe(lambda _change: self._refresh(), names="value")
-        self._refresh()
-
-    def _rows(self, controls: list[widgets.Widget]) -> list[widgets.Widget]:
-        """Two columns of controls (the button under the second), the info line, plot, status."""
-        columns = [widgets.VBox([self.kt, self.ks, self.blocks]),
-                   widgets.VBox([self.widths, self.graph, self.lr, self.button])]
-        return [widgets.HBox(columns), self.info, self.plot, self.status]
-
-    def config(self) -> STGCNConfig:
-        """The STGCNConfig of the current controls (ValueError if the window is too short)."""
-        widths = tuple(int(c) for c in self.widths.value.split(","))
-        return STGCNConfig(**self._shape, blocks=(widths,) * self.blocks.value, Kt=self.kt.value,
-                           Ks=self.ks.value, graph_conv=self.graph.value)
-
-    def describe(self) -> str:
-        """One line: the architecture and its parameter count, or why these settings cannot work."""
-        try:
-            config = self.config()
-        except ValueError as exc:
-            return f"not possible: {exc}"
-        parameters = count_parameters(STGCN(config, self.adj))
-        graph = f"Chebyshev, Ks={config.Ks}" if config.graph_conv == "cheb" else "first-order GCN"
-        return (f"{len(config.blocks)} block(s) of {self.widths.value} channels, Kt={config.Kt}, "
-                f"{graph}: {parameters:,} parameters, {config.time_left} time step(s) reach the "
-                f"output block")
-
-    def _refresh(self) -> None:
-        text = self.describe()
-        self.info.value = text
-        self.button.disabled = text.startswith("not possible")
-
-    def _train(self) -> History:
-        """Train a fresh model with the current settings; the plot updates every epoch, the status
-        at the end."""
-        config = self.config()
-        torch.manual_seed(self.seed)
-        model = STGCN(config, self.adj)
-        settings = f"{self.describe().split(':')[0]}, lr {self.lr.value:.4f}"
-        self.history = train_forecaster(model, self.splits, epochs=self.epochs,
-                                        batch_size=self.batch_size, lr=self.lr.value,
-                                        seed=self.seed,
-                                        on_epoch_end=self.epoch_view(self.epochs, settings))
-        test = DataLoader(self.splits.test, batch_size=256)
-        self.test_mae = evaluate(model, test, self.splits.scaler)["mae"]
-        steps = ", ".join(f"{v:.2f}" for v in self.test_mae)
-        self.status.value = (f"test MAE per step: {steps} ({self.epochs} epochs, "
-                             f"{self.elapsed():.0f} s)")
-        return self.history
+    def _train(self) -> list[DepthResult]:
+        """Train one network per depth with the current settings and redraw."""
+        depths = [d for d in self.DEPTHS if d <= self.max_depth.value]
+        self.status.value = f"training {len(depths)} networks ..."
+        self.results = depth_sweep(self.task, depths, [self.block.value], hidden=self.hidden.value,
+                                   seed=self.seed)
+        shown = [r for r in self.reference if r.block != self.block.value] + self.results
+        title = f"{self.block.value}, hidden {self.hidden.value}"
+        best = min(self.results, key=lambda r: r.mae)
+        self.show(depth_figure(shown, self.reference_mae, title),
+                  f"best test MAE {best.mae:.2f} at depth {best.depth}; "
+                  f"deepest: {self.results[-1].mae:.2f}")
+        return self.results

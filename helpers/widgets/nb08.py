@@ -1,87 +1,117 @@
-"""Notebook 08's trick explorer: the cost of a training step with memory tricks, from cached
-measurements (the widget table of `benchmarks/speed.py`).
-
-- `trick_costs(rows, tricks, batch_size)`: the measured time and peak memory of one combination.
-- `trick_figure(rows, tricks, batch_size)`: that combination against the plain step, as bars.
-- `TrickExplorer(rows)`: tick tricks and pick a batch size; the bars redraw from the cache.
-"""
+"""Notebook 08's widget: `STGCNPlayground`, an STGCN built from sliders (kernel sizes, widths,
+depth, graph convolution, learning rate), its parameter count at once, and a short training run;
+`STGCN_WIDTHS` are the channel widths it offers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import ipywidgets as widgets
-from matplotlib.figure import Figure
+import torch
+from torch.utils.data import DataLoader
 
-from helpers.plots import cost_bars, figure_png
+from helpers.checks import check_choice, check_int
+from helpers.models import GRAPH_CONVS, STGCN, STGCNConfig, count_parameters
+from helpers.train import History, evaluate, train_forecaster
+from helpers.widgets.base import TrainButtonWidget, control_look
 
-
-def trick_costs(rows: Sequence[Mapping], tricks: Sequence[str],
-                batch_size: int) -> dict[str, float]:
-    """The cached cost of one training step: {"seconds", "peak_bytes"} of `tricks` at `batch_size`.
-
-    rows: the widget table of benchmarks/speed.py (`result["widget"]`), each {"batch_size",
-    "tricks", "seconds", "peak_bytes"}; the order of `tricks` does not matter. Raises ValueError for
-    a combination that was not measured.
-    """
-    wanted = set(tricks)
-    for row in rows:
-        if row["batch_size"] == batch_size and set(row["tricks"]) == wanted:
-            return {"seconds": row["seconds"], "peak_bytes": row["peak_bytes"]}
-    measured = sorted({row["batch_size"] for row in rows})
-    offered = sorted({t for row in rows for t in row["tricks"]})
-    raise ValueError(f"no measurement of tricks {sorted(wanted)} at batch size {batch_size}; "
-                     f"measured batch sizes: {measured}, tricks: combinations of {offered}")
+#: Channel triples (temporal, spatial, temporal) offered by the playground, small to the paper's.
+STGCN_WIDTHS = ("8,4,8", "16,8,16", "32,8,32", "32,16,32", "64,16,64")
 
 
-def trick_figure(rows: Sequence[Mapping], tricks: Sequence[str], batch_size: int,
-                 reference_batch: int = 32) -> Figure:
-    """Time and peak memory of a step with `tricks` at `batch_size`, against the plain step at
-    `reference_batch` (grey) and the plain step at `batch_size`; bars are relative to the reference
-    (`helpers.plots.cost_bars`)."""
-    chosen = f"{', '.join(sorted(tricks)) or 'plain'}, batch {batch_size}"
-    reference = f"plain, batch {reference_batch}"
-    costs = {reference: trick_costs(rows, (), reference_batch),
-             f"plain, batch {batch_size}": trick_costs(rows, (), batch_size),
-             chosen: trick_costs(rows, tricks, batch_size)}  # equal labels merge
-    c = costs[chosen]
-    return cost_bars(costs, reference, title=f"{chosen}: {1000 * c['seconds']:.0f} ms, "
-                                             f"{c['peak_bytes'] / 1e6:.1f} MB peak")
+class STGCNPlayground(TrainButtonWidget):
+    """Build an STGCN from sliders (Kt, Ks, channel widths, number of blocks, Chebyshev or
+    first-order graph convolution, learning rate), see its parameter count at once, and train it
+    briefly with live loss curves.
 
-
-class TrickExplorer(widgets.VBox):
-    """Tick memory tricks and pick a batch size; the bars of `trick_figure` update from cached
-    measurements.
-
-    rows: the widget table of benchmarks/speed.py. CSS classes: speed-explorer,
-    speed-check-<trick>, speed-batch, speed-plot.
+    splits: `helpers.data.make_splits` parts (inputs (time, nodes, channels), target channel 0);
+    adj: the (nodes, nodes) adjacency. `config()` turns the controls into an `STGCNConfig`
+    (ValueError when the input window is too short for the blocks); `describe()` is the line the
+    widget shows. The "train" button (or `run()`) calls `helpers.train.train_forecaster` for
+    `epochs` epochs from `seed`, redraws `training_figure` after each epoch and ends with the test
+    MAE in original units. CSS classes: stgcn-playground, stgcn-kt, stgcn-ks, stgcn-widths,
+    stgcn-blocks, stgcn-graph, stgcn-lr, stgcn-button, stgcn-plot, stgcn-status.
     """
 
-    def __init__(self, rows: Sequence[Mapping]):
-        self.rows = list(rows)
-        names = sorted({t for row in self.rows for t in row["tricks"]})
-        sizes = sorted({row["batch_size"] for row in self.rows})
-        self.checks = {name: widgets.Checkbox(value=False, description=name, indent=False,
-                                              layout=widgets.Layout(width="120px"))
-                       for name in names}
-        for name, box in self.checks.items():
-            box.add_class(f"speed-check-{name}")
-        self.batch = widgets.Dropdown(options=sizes, value=sizes[-1], description="batch size")
-        self.batch.add_class("speed-batch")
-        self.plot = widgets.Image(format="png")
-        self.plot.add_class("speed-plot")
-        for control in (*self.checks.values(), self.batch):
-            control.observe(lambda _change: self.redraw(), names="value")
-        super().__init__([widgets.HBox([*self.checks.values(), self.batch]), self.plot])
-        self.add_class("speed-explorer")
-        self.redraw()
+    def __init__(self, splits, adj: torch.Tensor, epochs: int = 3, lr: float = 5e-3,
+                 widths: str = "16,8,16", blocks: int = 2, Kt: int = 3, Ks: int = 3,
+                 graph_conv: str = "cheb", batch_size: int = 64, seed: int = 0):
+        self.epochs = check_int("epochs", epochs)
+        check_choice("widths", widths, STGCN_WIDTHS)
+        self.splits, self.adj, self.batch_size, self.seed = splits, adj, batch_size, seed
+        x, y = splits.train[0]
+        self._shape = {"num_nodes": x.shape[1], "input_len": x.shape[0], "horizon": y.shape[0],
+                       "in_channels": x.shape[2] if x.ndim == 3 else 1}
+        look = control_look(120, 360)
 
-    @property
-    def tricks(self) -> list[str]:
-        """The ticked tricks."""
-        return [name for name, box in self.checks.items() if box.value]
+        def slider(value, low, high, description):
+            return widgets.IntSlider(value=value, min=low, max=high, description=description,
+                                     continuous_update=False, **look)
 
-    def redraw(self) -> None:
-        """Redraw `trick_figure` for the ticked tricks and the chosen batch size."""
-        self.plot.value = figure_png(trick_figure(self.rows, self.tricks, self.batch.value,
-                                                  reference_batch=max(self.batch.options)))
+        self.kt = slider(Kt, 1, 4, "Kt (time kernel)")
+        self.ks = slider(Ks, 1, 4, "Ks (Chebyshev)")
+        self.blocks = slider(blocks, 1, 3, "ST-Conv blocks")
+        self.widths = widgets.Dropdown(options=STGCN_WIDTHS, value=widths, description="channels",
+                                       **look)
+        self.graph = widgets.ToggleButtons(options=GRAPH_CONVS, value=graph_conv,
+                                           description="graph conv",
+                                           style={"description_width": "120px",
+                                                  "button_width": "80px"})
+        self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=-1, step=0.1,
+                                         description="learning rate", readout_format=".4f",
+                                         continuous_update=False, **look)
+        self.info = widgets.Label()
+        self.history: History | None = None
+        self.test_mae: list[float] = []
+        super().__init__("stgcn-playground",
+                         {"kt": self.kt, "ks": self.ks, "widths": self.widths,
+                          "blocks": self.blocks, "graph": self.graph, "lr": self.lr},
+                         epochs=epochs)
+        for control in (self.kt, self.ks, self.blocks, self.widths, self.graph):
+            control.observe(lambda _change: self._refresh(), names="value")
+        self._refresh()
+
+    def _rows(self, controls: list[widgets.Widget]) -> list[widgets.Widget]:
+        """Two columns of controls (the button under the second), the info line, plot, status."""
+        columns = [widgets.VBox([self.kt, self.ks, self.blocks]),
+                   widgets.VBox([self.widths, self.graph, self.lr, self.button])]
+        return [widgets.HBox(columns), self.info, self.plot, self.status]
+
+    def config(self) -> STGCNConfig:
+        """The STGCNConfig of the current controls (ValueError if the window is too short)."""
+        widths = tuple(int(c) for c in self.widths.value.split(","))
+        return STGCNConfig(**self._shape, blocks=(widths,) * self.blocks.value, Kt=self.kt.value,
+                           Ks=self.ks.value, graph_conv=self.graph.value)
+
+    def describe(self) -> str:
+        """One line: the architecture and its parameter count, or why these settings cannot work."""
+        try:
+            config = self.config()
+        except ValueError as exc:
+            return f"not possible: {exc}"
+        parameters = count_parameters(STGCN(config, self.adj))
+        graph = f"Chebyshev, Ks={config.Ks}" if config.graph_conv == "cheb" else "first-order GCN"
+        return (f"{len(config.blocks)} block(s) of {self.widths.value} channels, Kt={config.Kt}, "
+                f"{graph}: {parameters:,} parameters, {config.time_left} time step(s) reach the "
+                f"output block")
+
+    def _refresh(self) -> None:
+        text = self.describe()
+        self.info.value = text
+        self.button.disabled = text.startswith("not possible")
+
+    def _train(self) -> History:
+        """Train a fresh model with the current settings; the plot updates every epoch, the status
+        at the end."""
+        config = self.config()
+        torch.manual_seed(self.seed)
+        model = STGCN(config, self.adj)
+        settings = f"{self.describe().split(':')[0]}, lr {self.lr.value:.4f}"
+        self.history = train_forecaster(model, self.splits, epochs=self.epochs,
+                                        batch_size=self.batch_size, lr=self.lr.value,
+                                        seed=self.seed,
+                                        on_epoch_end=self.epoch_view(self.epochs, settings))
+        test = DataLoader(self.splits.test, batch_size=256)
+        self.test_mae = evaluate(model, test, self.splits.scaler)["mae"]
+        steps = ", ".join(f"{v:.2f}" for v in self.test_mae)
+        self.status.value = (f"test MAE per step: {steps} ({self.epochs} epochs, "
+                             f"{self.elapsed():.0f} s)")
+        return self.history

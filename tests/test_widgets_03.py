@@ -1,4 +1,4 @@
-"""helpers.widgets, notebook 02 section: the window counts and the window explorer's figure."""
+"""helpers.widgets, notebook 03 section: the window counts and the window explorer's figure."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Notebook 02's window explorer: how input length, output length and stride cut a series.
+"""Notebook 03's window explorer: how input length, output length and stride cut a series.
 
 - `window_counts(num_steps, input_len, output_len, stride)`: the windows each chronological part
   holds (what `helpers.data.make_splits` will produce).

@@ -1,4 +1,4 @@
-"""The widgets of notebooks 05 (LSTM playground) and 06 (depth explorer): their logic without a browser."""
+"""The widgets of notebooks 06 (LSTM playground) and 06 (depth explorer): their logic without a browser."""
 
 import pytest
 

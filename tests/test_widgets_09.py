@@ -1,4 +1,4 @@
-"""helpers.widgets, notebook 08 section: cached trick costs are looked up exactly, the figure shows the chosen
+"""helpers.widgets, notebook 09 section: cached trick costs are looked up exactly, the figure shows the chosen
 combination against the plain step, the explorer redraws from the cache, and the committed benchmark holds
 every combination the explorer offers."""
 
