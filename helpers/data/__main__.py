@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fresh = save_metro(ds, tmp).read_bytes()
         existing = folder / METRO_FILE
         same = existing.is_file() and existing.read_bytes() == fresh
-        verdict = "identical to" if same else "DIFFERS from"
+        verdict = "identical to" if same else "DIFFERS from" if existing.is_file() else "missing; expected"
         print(f"{existing}: {verdict} a fresh make_metro(seed={args.seed}) "
               f"(sha256 {hashlib.sha256(fresh).hexdigest()})")
         return 0 if same else 1
