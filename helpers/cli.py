@@ -6,12 +6,19 @@ builds the model (`build_model`: STGCN or LSTM; or a baseline that needs no trai
 with `helpers.train.train_forecaster`, evaluates it on the test part, and writes checkpoint.pt,
 metrics.json and predictions.png to --out (default `default_out`: runs/DATA-MODEL). Under torchrun
 it is one process of a DistributedDataParallel job; only rank 0 prints and writes.
+
+Nothing is lost and nothing is silently wrong: a folder that already holds a run is refused unless
+--resume continues it (with the same settings; only --epochs, --patience and where it runs may
+change) or --overwrite replaces it; a run whose loss stops being finite ends at once with exit
+status 1, keeping the checkpoint of its last good epoch; metrics.json and the --json line are
+strict JSON (null where a number is missing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,13 +38,21 @@ from helpers.data import (
     make_splits,
 )
 from helpers.distributed import Runtime, setup_runtime, shutdown
-from helpers.files import write_atomic
+from helpers.files import load_checkpoint, write_atomic
 from helpers.models import STGCN, LSTMForecaster, STGCNConfig, baseline_forecast, count_parameters
 from helpers.notebook import seed_everything
 from helpers.plots import figure_png, plot_forecast
-from helpers.train import LOSS_NAMES, forecast_metrics, predict, train_forecaster
+from helpers.train import (
+    LOSS_NAMES,
+    History,
+    StopOnNonFiniteLoss,
+    forecast_metrics,
+    predict,
+    train_forecaster,
+)
 
-__all__ = ["MODEL_NAMES", "build_parser", "load_data", "build_model", "default_out", "run", "main"]
+__all__ = ["MODEL_NAMES", "build_parser", "load_data", "build_model", "default_out", "check_resume",
+           "run", "main", "TrainingDiverged"]
 
 #: The models of --model: two networks, and two baselines that need no training.
 MODEL_NAMES = ("stgcn", "lstm", "ha", "persistence")
@@ -58,8 +73,10 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        if value is None or not 0 < value < math.inf:
+            finite = " finite" if kind is float else ""
+            raise argparse.ArgumentTypeError(f"expected a positive{finite} {kind.__name__}, "
+                                             f"got {text!r}")
         return value
 
     parse.__name__ = f"positive {kind.__name__}"
@@ -120,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "gloo on CPUs)")
     p.add_argument("--json", action="store_true",
                    help="print the results as one JSON object on the last line")
-    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt with "
+                   "the same settings (only --epochs, --patience and where it runs may change)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it such a folder is refused)")
     p.add_argument("--split", type=_fractions, default=(0.7, 0.1, 0.2),
                    help="train,val,test fractions")
     p.add_argument("--per-node", action="store_true",
@@ -131,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=LOSS_NAMES, default="mse")
     p.add_argument("--time-of-day", action="store_true", help="give the model the clock: sin and "
                    "cos of the time of day as two more input channels")
-    p.add_argument("--mape-min-target", type=float, help="leave targets below this out of MAPE "
+    p.add_argument("--mape-min-target", type=_positive(float), help="leave targets below this out of MAPE "
                    "(default: 10 for metro counts, else 1e-6)")
     stgcn = p.add_argument_group("STGCN")
     stgcn.add_argument("--channels", type=_int_list, default=(64, 16, 64),
@@ -188,6 +208,8 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     """Load, train (or fit a baseline), evaluate on the test part, write --out; returns the results
     dict."""
     out = _out_folder(args)
+    if args.resume:
+        check_resume(args, out / "checkpoint.pt")
     ds = load_data(args.data, args.data_root, args.interval_minutes)
     if args.time_of_day:
         ds = add_time_of_day(ds)
@@ -196,6 +218,9 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     if args.model == "ha" and ds.timestamps is None:
         raise ValueError("--model ha needs timestamps: give series.csv a first column named "
                          "'timestamp'")
+    if args.overwrite and runtime.is_main:  # the arguments and the data are good: replace the run
+        for name in _RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     seed_everything(args.seed)
     result = {"data": args.data, "model": args.model, "nodes": ds.num_nodes,
               "input_len": args.input_len, "horizon": args.horizon,
@@ -214,7 +239,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     result["metrics"] = forecast_metrics(pred, target, min_target=min_target)
     result["out"] = str(out)
     if runtime.is_main:
-        write_atomic(out / "metrics.json", (json.dumps(result, indent=2) + "\n").encode())
+        write_atomic(out / "metrics.json", (_json_text(result, indent=2) + "\n").encode())
         png = _forecast_png(ds, splits, pred, target, f"{args.model} on {args.data}")
         write_atomic(out / "predictions.png", png)
     return result
@@ -225,10 +250,63 @@ def _out_folder(args: argparse.Namespace) -> Path:
     out = Path(args.out) if args.out else default_out(args.data, args.model)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: expected a folder (or a new name), got the file {out}")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite: expected one of them (continue the run in "
+                         "--out, or replace it), got both")
     if args.resume and not (out / "checkpoint.pt").is_file():
         raise FileNotFoundError(f"--resume: expected {out / 'checkpoint.pt'} from an earlier run, "
                                 f"found none")
+    found = [name for name in _RUN_FILES if (out / name).exists()]
+    if found and not (args.resume or args.overwrite):
+        raise ValueError(f"--out: {out} already holds a run ({', '.join(found)}); pass --resume to "
+                         f"continue it, --overwrite to replace it, or choose another --out")
     return out
+
+
+#: The files a run writes to --out.
+_RUN_FILES = ("checkpoint.pt", "metrics.json", "predictions.png")
+#: What a resumed run may change: how long it trains, where it runs, what it prints.
+_RESUME_FREE = frozenset({"epochs", "patience", "resume", "overwrite", "out", "json", "device",
+                          "backend", "threads", "data_root", "mape_min_target"})
+#: Options that only one of the networks reads (the other's may differ on resume).
+_ONLY_FOR = {"stgcn": {"hidden"}, "lstm": {"channels", "blocks", "kt", "ks", "graph_conv",
+                                           "predict_change"}}
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _option(name: str, value) -> str:
+    if isinstance(value, bool):
+        return f"{'' if value else 'no '}--{name.replace('_', '-')}"
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    return f"--{name.replace('_', '-')} {value}"
+
+
+def check_resume(args: argparse.Namespace, path: Path) -> None:
+    """Refuse, in one line, a --resume that cannot continue the run saved in `path`: other settings
+    than the stored arguments (except those in `_RESUME_FREE`), or fewer --epochs than already
+    run."""
+    ckpt = load_checkpoint(path)
+    stored = ckpt.get("extra", {}).get("args") if isinstance(ckpt.get("extra"), dict) else None
+    if not isinstance(stored, dict) or not isinstance(ckpt.get("epoch"), int):
+        raise ValueError(f"--resume: expected a checkpoint written by python -m helpers.train in "
+                         f"{path}, got one without its arguments or epoch")
+    defaults = build_parser()
+    skip = _RESUME_FREE | _ONLY_FOR.get(args.model, set())
+    differ = [k for k, v in vars(args).items() if k not in skip
+              and _plain(v) != stored.get(k, _plain(defaults.get_default(k)))]
+    if differ:
+        was = " ".join(_option(k, stored.get(k, _plain(defaults.get_default(k)))) for k in differ)
+        now = " ".join(_option(k, _plain(getattr(args, k))) for k in differ)
+        raise ValueError(f"--resume: the run in {path.parent} was trained with {was}, this run "
+                         f"asks for {now}; only --epochs, --patience and where it runs may change "
+                         f"(train other settings into another --out, or pass --overwrite instead)")
+    if args.epochs < ckpt["epoch"]:
+        raise ValueError(f"--epochs: the run in {path.parent} has trained {ckpt['epoch']} epochs; "
+                         f"expected --epochs >= {ckpt['epoch']}, got {args.epochs}")
 
 
 def _train_and_predict(args: argparse.Namespace, ds: GraphTimeSeries, splits: Splits, out: Path,
@@ -237,20 +315,58 @@ def _train_and_predict(args: argparse.Namespace, ds: GraphTimeSeries, splits: Sp
     units; returns (predictions, targets, the run's entries of the results)."""
     model = build_model(args, ds).to(runtime.device)
     out.mkdir(parents=True, exist_ok=True)
-    plain_args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    plain_args = {k: _plain(v) for k, v in vars(args).items()}
     checkpoint = out / "checkpoint.pt"
+    # several processes could stop at different steps and wait for each other: they check per epoch
+    callbacks = [StopOnNonFiniteLoss(verbose=False)] if runtime.world_size == 1 else []
     history = train_forecaster(model, splits, epochs=args.epochs, batch_size=args.batch_size,
                                lr=args.lr, loss=args.loss, seed=args.seed, patience=args.patience,
                                progress=runtime.is_main and not args.json, checkpoint=checkpoint,
                                resume_from=checkpoint if args.resume else None,
-                               extra={"model": args.model, "args": plain_args}, runtime=runtime)
-    pred, target = predict(model, DataLoader(splits.test, batch_size=256), device=runtime.device)
-    pred = splits.scaler.inverse_transform(pred, channel=0)
-    target = splits.scaler.inverse_transform(target, channel=0)
+                               callbacks=callbacks, extra={"model": args.model, "args": plain_args},
+                               runtime=runtime)
+    _check_finite(history, checkpoint)
+    pred, _ = predict(model, DataLoader(splits.test, batch_size=256), device=runtime.device)
+    pred = splits.scaler.inverse_transform(pred.double(), channel=0)
+    target = baseline_forecast("persistence", ds, splits)[1]  # the data's own units, never unscaled
     return pred, target, {"parameters": count_parameters(model),
                           "epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
                           "stop_reason": history.stop_reason,
                           "train_seconds": round(sum(history.seconds), 3)}
+
+
+class TrainingDiverged(RuntimeError):
+    """A run whose loss stopped being finite (exit status 1)."""
+
+
+def _check_finite(history: History, checkpoint: Path) -> None:
+    """Raise `TrainingDiverged` when an epoch's loss is not finite, naming the checkpoint kept."""
+    epochs = list(zip(history.train_loss, history.val_loss or history.train_loss, strict=True))
+    bad = [i for i, losses in enumerate(epochs) if not all(map(math.isfinite, losses))]
+    if not bad:
+        return
+    (train, val), stop = epochs[bad[0]], history.stop_reason or ""
+    reason = (stop.removeprefix("stopped: ") if stop.startswith("stopped: the loss") else
+              f"the loss is {train} (validation {val}) at epoch {bad[0] + 1}; lower the learning "
+              f"rate, add warmup, or clip the gradients")
+    kept = (f"{checkpoint} keeps epoch {bad[0]}, the last good one" if bad[0] > 0 else
+            "no epoch ended with finite losses, so no checkpoint was written")
+    raise TrainingDiverged(f"training diverged: {reason}; {kept}")
+
+
+def _json_text(result: dict, indent: int | None = None) -> str:
+    """`result` as strict JSON: NaN and infinities (a missing number) become null."""
+
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(result), indent=indent, allow_nan=False)
 
 
 # --- what a run shows ----------------------------------------------------------------------------
@@ -293,11 +409,12 @@ def _print_report(result: dict, as_json: bool) -> None:
     written = sorted(p.name for p in Path(result["out"]).iterdir() if not p.name.startswith("."))
     print(f"wrote {', '.join(written)} to {result['out']}")
     if as_json:
-        print(json.dumps(result))
+        print(_json_text(result))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m helpers.train ...`: returns the exit status (0 ok, 2 bad arguments or files)."""
+    """`python -m helpers.train ...`: returns the exit status (0 ok, 1 training diverged, 2 bad
+    arguments or files)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # a bad argument exits here with status 2 and one line
     try:
@@ -308,6 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:  # OSError: missing or unreadable files, failed downloads
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if runtime.is_main:
         _print_report(result, args.json)
     if runtime.world_size > 1:

@@ -9,6 +9,7 @@ back with `torch.load(weights_only=True)` by `helpers.files.load_checkpoint`.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -56,13 +57,13 @@ def fit(
       the best epoch's weights are kept, and with `patience=k` training stops after k epochs
       without an improvement larger than `min_delta`. restore_best=True (the default) loads the best
       weights into `model` at the end; with restore_best=False the model keeps the last epoch's.
-    - scheduler: any torch scheduler, stepped once per optimizer step (so a warmup or cosine
-      schedule is smooth within an epoch); build it for `epochs * len(train_loader)` steps.
+    - scheduler: any torch scheduler, stepped once per optimizer step (smooth within an epoch),
+      built for `epochs * len(train_loader)` steps; resumed with more epochs, it follows the new one.
     - checkpoint: a file written atomically after every epoch with everything needed to continue:
       model, optimizer, scheduler, history, early-stopping state, callbacks' states, random-number
       generator states (torch's and the train loader's generator), plus the best weights and
-      `extra` (plain values, e.g. a model config). resume_from: such a file; training continues
-      after its last epoch and ends with the same weights and history as an uninterrupted run.
+      `extra` (plain values); an epoch with a non-finite loss is not written. resume_from: such a
+      file; training continues after its last epoch and ends as an uninterrupted run would.
     - runtime: the device (the model and every batch are moved there) and the process's rank; only
       the main process shows progress and writes the checkpoint. progress=True shows a tqdm bar.
     """
@@ -90,7 +91,7 @@ def fit(
                             runtime)
         if _is_best_epoch(state, val_loader is not None, min_delta, patience):
             best_weights = _copy_weights(model)
-        if checkpoint is not None and runtime.is_main:
+        if checkpoint is not None and runtime.is_main and _finite_epoch(state.history):
             snapshot = _snapshot(state, best_weights, train_loader, callbacks, extra)
             save_checkpoint(snapshot, checkpoint)
         _show_epoch(bar, state.history)
@@ -154,6 +155,12 @@ def _is_best_epoch(state: TrainState, validated: bool, min_delta: float, patienc
     return improved
 
 
+def _finite_epoch(history: History) -> bool:
+    """Whether the last epoch's losses are finite (a diverged epoch is never checkpointed)."""
+    losses = history.train_loss[-1:] + history.val_loss[-1:]
+    return all(math.isfinite(v) for v in losses)
+
+
 def _progress_bar(epochs: int, done: int):
     from tqdm.auto import tqdm  # imported when needed: it is slow to import
 
@@ -206,10 +213,27 @@ def _snapshot(state: TrainState, best_weights: dict, train_loader: DataLoader,
     }
 
 
+#: The entries of a `_snapshot`, all needed by `_restore`.
+_SNAPSHOT_KEYS = ("epoch", "step", "model", "best_model", "optimizer", "scheduler", "history",
+                  "best_value", "bad_epochs", "stop_reason", "rng", "callbacks")
+#: Scheduler entries that say where a schedule is; the others say what it is (kept from the new one).
+_SCHEDULE_POSITION = {"last_epoch", "_step_count", "_last_lr", "base_lrs", "verbose",
+                      "_get_lr_called_within_step", "_is_initial"}
+
+
 def _restore(ckpt: dict, state: TrainState, train_loader: DataLoader, callbacks: list[Callback]
              ) -> dict:
     """Load a `_snapshot` into the live objects; returns the best weights."""
-    state.model.load_state_dict(ckpt["model"])
+    missing = [k for k in _SNAPSHOT_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"resume_from: expected a checkpoint written by fit, got one without "
+                         f"{', '.join(missing)}")
+    try:
+        state.model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:  # other layers or shapes: torch's message runs over many lines
+        first = " ".join(str(exc).split())[:300]
+        raise ValueError(f"resume_from: the checkpoint holds a different model ({first}); expected "
+                         f"the same model as the run that wrote it") from None
     state.optimizer.load_state_dict(ckpt["optimizer"])
     if (state.scheduler is None) != (ckpt["scheduler"] is None):
         raise ValueError("resume_from: the checkpoint was written "
@@ -217,7 +241,7 @@ def _restore(ckpt: dict, state: TrainState, train_loader: DataLoader, callbacks:
                          f"run has {'none' if state.scheduler is None else 'one'}; expected the "
                          f"same set-up")
     if state.scheduler is not None:
-        state.scheduler.load_state_dict(ckpt["scheduler"])
+        _restore_scheduler(state.scheduler, state.optimizer, ckpt["scheduler"])
     state.history = History(**ckpt["history"])
     state.epoch, state.step = ckpt["epoch"], ckpt["step"]
     state.best_value, state.bad_epochs = ckpt["best_value"], ckpt["bad_epochs"]
@@ -233,3 +257,18 @@ def _restore(ckpt: dict, state: TrainState, train_loader: DataLoader, callbacks:
         if cb_state is not None and hasattr(cb, "load_state_dict"):
             cb.load_state_dict(cb_state)
     return ckpt["best_model"]
+
+
+def _restore_scheduler(scheduler, optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Continue the saved schedule at its step; settings of the new scheduler that differ from the
+    saved ones (T_max of a cosine over more epochs, ...) are kept, and the learning rate becomes the
+    new schedule's value at that step."""
+    own = scheduler.state_dict()
+    changed = {k: v for k, v in own.items() if k not in _SCHEDULE_POSITION and k in saved
+               and isinstance(v, (int, float, str)) and v != saved[k]}
+    scheduler.load_state_dict({**saved, **changed})
+    if changed and hasattr(scheduler, "_get_closed_form_lr"):
+        lrs = scheduler._get_closed_form_lr()
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        scheduler._last_lr = list(lrs)
