@@ -159,7 +159,7 @@ def test_csv_folder_without_timestamps_needs_interval_and_drops_self_loops(tmp_p
         ("a,b\n1,2\n", "0,1,1\n1,0,1\n", r"adjacency.csv: expected a square nodes x nodes table, got \(2, 3\)"),
         ("a,b\n1,2\n", "0,1,1\n1,0,1\n1,1,0\n", r"adjacency.csv: expected 2 x 2 .* columns of series.csv, got 3 x 3"),
         ("a,b\n1,2\n", "0,-1\n-1,0\n", r"adjacency.csv: adjacency: expected non-negative weights, got -1.0"),
-        ("a,b\n1,2\n", "0,inf\ninf,0\n", r"adjacency.csv: adjacency: expected finite weights, got inf"),
+        ("a,b\n1,2\n", "0,inf\ninf,0\n", r"adjacency.csv: expected a finite number .* in row 1, column 2, got 'inf'"),
         ("a,b\n1,2\n", "0,nan\nnan,0\n", r"adjacency.csv: adjacency: expected finite weights, got nan"),
     ],
 )
@@ -196,6 +196,66 @@ def test_csv_folder_counts_columns_as_the_file_shows_them(tmp_path):
 def test_read_csv_numbers_reports_empty_files(tmp_path):
     with pytest.raises(ValueError, match="expected a header row, got an empty file"):
         read_csv_numbers(write(tmp_path / "x.csv", ""), header=True)
+
+
+def test_csv_of_small_integers_with_empty_and_na_cells_is_read(tmp_path):
+    # once: "expected a number ..., got 'n'" (a one-character string array truncated "nan" to "n")
+    write(tmp_path / "series.csv", "a,b\n1,2\n,3\nNA,4\n5,null\n")
+    write(tmp_path / "adjacency.csv", "0,1\n1,0\n")
+    ds = load_csv_folder(tmp_path, interval_minutes=5)
+    expected = torch.tensor([[1.0, 2], [float("nan"), 3], [float("nan"), 4], [5, float("nan")]])
+    assert torch.equal(ds.values[..., 0].nan_to_num(-1), expected.nan_to_num(-1))
+
+
+@pytest.mark.parametrize("cell", ["1e39", "-1e39", "inf", "-Infinity", "1e400"])
+def test_csv_rejects_non_finite_readings_with_file_row_and_column(tmp_path, cell):
+    # once: "values: expected finite numbers or NaN (missing), got +/-inf" (no file, no row)
+    write(tmp_path / "series.csv", f"timestamp,a,b\n2024-01-01T00:00,1,2\n\n2024-01-01T00:05,3,{cell}\n")
+    write(tmp_path / "adjacency.csv", "0,1\n1,0\n")
+    with pytest.raises(ValueError) as info:
+        load_csv_folder(tmp_path)
+    assert str(info.value) == (f"series.csv: expected a finite number within float32's range (+/-3.4e+38) "
+                               f"in row 4, column 3, got {cell!r}")
+
+
+def test_csv_in_another_encoding_names_the_file_and_line(tmp_path):
+    # once: a bare UnicodeDecodeError naming no file
+    (tmp_path / "series.csv").write_bytes(b"a,b\n1,2\n3,4\n")
+    (tmp_path / "adjacency.csv").write_bytes("0,1\n1,0\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"^adjacency.csv: expected UTF-8 text, got byte 0xe9 on line 3 "
+                                         r"\(save the file as UTF-8\)$"):
+        load_csv_folder(tmp_path, interval_minutes=5)
+    (tmp_path / "series.csv").write_bytes("caf\u00e9,b\n1,2\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"^series.csv: expected UTF-8 text, got byte 0xe9 on line 1"):
+        load_csv_folder(tmp_path, interval_minutes=5)
+    (tmp_path / "series.csv").write_bytes("\ufeffcaf\u00e9,b\n1,2\n".encode())  # UTF-8 with a BOM is fine
+    (tmp_path / "adjacency.csv").write_text("0,1\n1,0\n")
+    assert load_csv_folder(tmp_path, interval_minutes=5).node_names == ["caf\u00e9", "b"]
+
+
+def test_csv_with_one_timestamped_row_asks_for_the_interval(tmp_path):
+    # once: "interval_minutes: expected ... (series.csv has no timestamp column)", though it has one
+    write(tmp_path / "series.csv", "timestamp,a,b\n2024-01-01T00:00,1,2\n")
+    write(tmp_path / "adjacency.csv", "0,1\n1,0\n")
+    with pytest.raises(ValueError, match=r"^series.csv: expected at least two timestamped rows to read the step "
+                                         r"length from, got one \(row 2\); pass interval_minutes"):
+        load_csv_folder(tmp_path)
+    ds = load_csv_folder(tmp_path, interval_minutes=10)
+    assert ds.interval_minutes == 10 and str(ds.timestamps[0]) == "2024-01-01T00:00"
+    write(tmp_path / "series.csv", "timestamp\n2024-01-01T00:00\n2024-01-01T00:05\n")
+    with pytest.raises(ValueError, match="series.csv: expected a column per node after the timestamp, got none"):
+        load_csv_folder(tmp_path)
+
+
+def test_save_csv_folder_writes_float32_values_that_read_back_exactly(tmp_path):
+    # once: 7 significant digits, so 16777217-like counts and fine fractions came back changed
+    values = torch.tensor([[0.1, 16777216.0, 1.0000001], [123456.79, 3.4e38, float("nan")]])
+    ds = GraphTimeSeries(values, torch.tensor([[0.0, 0.1, 0.2], [0.1, 0.0, 1 / 3], [0.2, 1 / 3, 0.0]]), 5,
+                         ["a", "b", "c"])
+    back = load_csv_folder(save_csv_folder(ds, tmp_path), interval_minutes=5)
+    assert torch.equal(back.values.nan_to_num(-1), ds.values.nan_to_num(-1))
+    assert torch.equal(back.adjacency, ds.adjacency)
+    assert (tmp_path / "series.csv").read_text().splitlines()[1] == "0.1,16777216,1.0000001"
 
 
 # ----------------------------------------------------------------------------------------------- Los-loop
@@ -247,7 +307,7 @@ def test_load_los_loop_rejects_a_corrupted_download_and_leaves_nothing(tmp_path,
     assert speed.read_bytes() != original
     with pytest.raises(ValueError, match=r"expected SHA-256 7b732d86.*, got [0-9a-f]{64}\. Put los_speed.csv"):
         load_los_loop(root=root, urls=file_urls(mirror))
-    assert list(root.iterdir()) == []  # no partial or temporary file
+    assert not root.exists()  # no partial or temporary file, and not the folder made for them
 
 
 def test_load_los_loop_rejects_a_modified_local_file(tmp_path, los_root):
@@ -264,7 +324,34 @@ def test_load_los_loop_says_where_to_put_the_files(tmp_path):
     unreachable = ((tmp_path / "no-such-mirror").resolve().as_uri() + "/{name}",)
     with pytest.raises(ConnectionError, match=rf"could not download los_speed.csv .* by hand in {root}"):
         load_los_loop(root=root, urls=unreachable, timeout=1)
-    assert list(root.iterdir()) == []
+    assert not root.exists()  # a mistyped --data-root is not left behind as an empty folder
+
+
+def test_load_los_loop_removes_the_folders_a_failed_download_created(tmp_path, los_root):
+    root = tmp_path / "mistyped" / "deeper" / "los"
+    unreachable = ((tmp_path / "no-such-mirror").resolve().as_uri() + "/{name}",)
+    with pytest.raises(ConnectionError, match=rf"{root} did not exist before: is the path mistyped\?\)$"):
+        load_los_loop(root=root, urls=unreachable, timeout=1)
+    assert list(tmp_path.iterdir()) == []
+    partly = tmp_path / "mirror"  # los_speed.csv downloads, los_adj.csv does not: nothing is kept
+    partly.mkdir()
+    shutil.copy(los_root / "los_speed.csv", partly)
+    with pytest.raises(ConnectionError, match="could not download los_adj.csv"):
+        load_los_loop(root=root, urls=file_urls(partly), timeout=5)
+    assert (root / "los_speed.csv").is_file()  # a verified download is kept for the next try
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(ConnectionError):
+        load_los_loop(root=existing, urls=unreachable, timeout=1)
+    assert existing.is_dir()  # a folder that was there before stays
+
+
+def test_load_los_loop_rejects_a_root_that_is_a_file(tmp_path):
+    not_a_folder = write(tmp_path / "los.csv", "a,b\n")
+    with pytest.raises(NotADirectoryError, match=rf"^root \(--data-root\): expected a folder holding los_speed.csv "
+                                                  rf"and los_adj.csv, got the file {not_a_folder}$"):
+        load_los_loop(root=not_a_folder)
+    assert not_a_folder.read_text() == "a,b\n"
 
 
 # ----------------------------------------------------------------------------------------------- windows

@@ -3,6 +3,10 @@ spatial propagation that the graph models of later notebooks rely on."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -11,8 +15,9 @@ import pytest
 import torch
 
 import helpers.data as data
-from helpers.data import day_type, load_metro, make_metro, make_splits, save_metro
+from helpers.data import day_type, load_metro, make_metro, make_splits, metro_file, save_metro
 from helpers.data.__main__ import main
+from helpers.data.metro_file import _METRO_SHA256
 from helpers.metrics import masked_mae
 from helpers.models import historical_average
 
@@ -85,6 +90,85 @@ def test_save_metro_rejects_non_counts(metro, tmp_path):
         ValueError, match=r"save_metro: expected whole counts in \[0, 65535\], got values from .* with fractions"
     ):
         save_metro(halves, tmp_path)
+
+
+def test_checksum_in_the_code_is_the_datasheets_and_the_shipped_files():
+    quoted = re.findall(r"SHA-256\s+`([0-9a-f]{64})`", DATASHEET.read_text())
+    assert quoted == [_METRO_SHA256]
+    assert hashlib.sha256(SHIPPED.read_bytes()).hexdigest() == _METRO_SHA256
+
+
+def entry_offsets(path: Path, name: str) -> tuple[int, int]:
+    """(offset of the local header, offset of the compressed data) of one zip entry."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    header = path.read_bytes()[info.header_offset:info.header_offset + 30]
+    name_len, extra_len = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+    return info.header_offset, info.header_offset + 30 + name_len + extra_len
+
+
+def corrupted_copies(folder: Path) -> dict[str, Path]:
+    """Damaged copies of the shipped file, one per way it can arrive damaged."""
+    original = SHIPPED.read_bytes()
+    _, counts_data = entry_offsets(SHIPPED, "counts.npy")
+    _, meta_data = entry_offsets(SHIPPED, "meta.json")
+    damage = {
+        "empty": b"",
+        "truncated to a tenth": original[: len(original) // 10],
+        "truncated by one byte": original[:-1],
+        "a flipped byte in the counts": flip(original, counts_data + 1000),
+        "a flipped byte in meta.json": flip(original, meta_data + 20),
+        "a flipped byte in the central directory": flip(original, len(original) - 300),
+        "a git-LFS pointer": b"version https://git-lfs.github.com/spec/v1\noid sha256:" + _METRO_SHA256.encode()
+        + b"\nsize 523886\n",
+        "an HTML error page": b"<!DOCTYPE html><html><body>404: Not Found</body></html>\n",
+    }
+    copies = {}
+    for what, content in damage.items():
+        path = folder / what.replace(" ", "-") / "metro.npz"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+        copies[what] = path
+    return copies
+
+
+def flip(data: bytes, position: int) -> bytes:
+    return data[:position] + bytes([data[position] ^ 0x5A]) + data[position + 1:]
+
+
+def test_a_damaged_metro_file_gives_one_line_saying_how_to_regenerate_it(tmp_path):
+    # once: BadZipFile, zlib.error, KeyError or JSONDecodeError tracebacks
+    for what, path in corrupted_copies(tmp_path).items():
+        with pytest.raises(ValueError) as info:
+            load_metro(path)
+        message = str(info.value)
+        assert "\n" not in message, what
+        assert message.startswith(f"load_metro: expected the metro data in {path}, got a git-LFS pointer"
+                                  if "LFS" in what else f"load_metro: {path} is damaged or truncated ("), what
+        assert message.endswith(f"`python -m helpers.data make-metro {path.parent}`"), what
+
+
+def test_the_shipped_file_is_checked_against_the_datasheets_checksum(tmp_path, monkeypatch):
+    shipped = tmp_path / "data" / "metro"
+    monkeypatch.setattr(metro_file, "METRO_DIR", shipped)  # stands in for data/metro/
+    shipped.mkdir(parents=True)
+    for what, path in corrupted_copies(tmp_path / "copies").items():
+        shutil.copy(path, shipped / "metro.npz")
+        with pytest.raises(ValueError, match=r"run `make data` to regenerate it$") as info:
+            load_metro()
+        if "LFS" not in what:
+            assert f"expected SHA-256 {_METRO_SHA256}, got " in str(info.value), what
+    # a harmless difference (the date of a zip entry): the data reads back intact, and a warning says the
+    # file is not the shipped one
+    local_header, _ = entry_offsets(SHIPPED, "counts.npy")
+    (shipped / "metro.npz").write_bytes(flip(SHIPPED.read_bytes(), local_header + 10))
+    with pytest.warns(UserWarning, match=r"expected SHA-256 .* its contents read back intact .* `make data`"):
+        ds = load_metro()
+    assert torch.equal(ds.values.nan_to_num(-1), load_metro(SHIPPED).values.nan_to_num(-1))
+    shutil.copy(SHIPPED, shipped / "metro.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_metro().num_nodes == 51  # the right bytes: no warning
 
 
 def test_datasheet_says_it_is_synthetic_and_how_to_regenerate():

@@ -21,60 +21,101 @@ from helpers.data.series import GraphTimeSeries, check_adjacency
 from helpers.files import write_atomic
 
 _MISSING_TEXT = {"", "nan", "na", "null"}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # the workbook stores readings as float32
 
 
 def read_csv_numbers(path: str | os.PathLike, *,
                      header: bool) -> tuple[list[str] | None, np.ndarray]:
     """Read a CSV table of numbers; return (header cells or None, float64 array (rows, columns)).
 
-    An empty cell or nan/NA/null (any case) is a missing value (NaN). A row with a different number
-    of cells than the first row, or a cell that is not a number, raises ValueError naming the row
-    (counted from 1 at the top of the file, as a spreadsheet shows it), the column and what was
-    found.
+    The file must be UTF-8 text (a byte-order mark is allowed). An empty cell or nan/NA/null (any
+    case) is a missing value (NaN). A row with a different number of cells than the first row, a
+    cell that is not a number, or a number that is infinite or beyond float32's range (about
+    3.4e38; the workbook keeps readings as float32) raises ValueError naming the file, the row
+    (the line of the file, counted from 1, as a spreadsheet shows it), the column and what was found.
     """
-    names, rows = _csv_rows(Path(path), header)
-    return names, _csv_numbers(rows, Path(path).name, first_row=2 if header else 1)
+    names, rows, lines = _csv_rows(Path(path), header)
+    return names, _csv_numbers(rows, Path(path).name, lines)
 
 
-def _csv_rows(path: Path, header: bool) -> tuple[list[str] | None, list[list[str]]]:
-    """The rows of a CSV file (blank lines skipped), all as wide as the first; header split off."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [row for row in csv.reader(f) if row]
+def _csv_rows(path: Path, header: bool) -> tuple[list[str] | None, list[list[str]], list[int]]:
+    """The rows of a CSV file (blank lines skipped), all as wide as the first; header split off.
+
+    Also returns the file line of each returned row, for error messages.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path.name}: expected UTF-8 text, got byte {raw[exc.start]:#04x} on line {line} "
+            f"(save the file as UTF-8)"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows, lines = [], []
+    for row in reader:
+        if row:
+            rows.append(row)
+            lines.append(reader.line_num)
     if header and not rows:
         raise ValueError(f"{path.name}: expected a header row, got an empty file")
     if len(rows) <= header:
         raise ValueError(f"{path.name}: expected at least one row of numbers, got none")
-    for r, row in enumerate(rows):
+    for row, line in zip(rows, lines, strict=True):
         if len(row) != len(rows[0]):
             raise ValueError(
                 f"{path.name}: expected {len(rows[0])} cells in every row, "
-                f"got {len(row)} in row {r + 1}"
+                f"got {len(row)} in row {line}"
             )
-    return ([cell.strip() for cell in rows[0]] if header else None), rows[header:]
+    names = [cell.strip() for cell in rows[0]] if header else None
+    return names, rows[header:], lines[header:]
 
 
-def _csv_numbers(rows: list[list[str]], source: str, first_row: int,
+def _csv_numbers(rows: list[list[str]], source: str, lines: list[int],
                  first_column: int = 1) -> np.ndarray:
-    """Convert CSV cells to float64 (rows, columns); name the first cell that is not a number."""
-    text = np.char.strip(np.array(rows, dtype=str))
-    text[text == ""] = "nan"
+    """Convert CSV cells to float64 (rows, columns); name the first cell that is not a number or
+    not finite within float32's range."""
     try:
-        return text.astype(np.float64)  # the fast path: numbers, empty cells and nan
+        table = np.array([[_cell_number(cell) for cell in row] for row in rows], dtype=np.float64)
+        if not _fits_float32(table).all():
+            raise ValueError("out of range")
+        return table
     except ValueError:
-        text[np.isin(np.char.lower(text), list(_MISSING_TEXT))] = "nan"
-    try:
-        return text.astype(np.float64)
-    except ValueError:
-        for r, row in enumerate(text):
-            for c, cell in enumerate(row):
-                try:
-                    float(cell)
-                except ValueError:
-                    raise ValueError(
-                        f"{source}: expected a number in row {r + first_row}, "
-                        f"column {c + first_column}, got {str(cell)!r}"
-                    ) from None
-        raise
+        pass  # find the cell, for the message
+    for row, line in zip(rows, lines, strict=True):
+        for c, cell in enumerate(row):
+            try:
+                number = _cell_number(cell)
+            except ValueError:
+                wanted = "a number"
+            else:
+                if _fits_float32(np.array(number)):
+                    continue
+                wanted = f"a finite number within float32's range (+/-{_FLOAT32_MAX:.3g})"
+            raise ValueError(
+                f"{source}: expected {wanted} in row {line}, column {c + first_column}, "
+                f"got {cell.strip()!r}"
+            )
+    raise AssertionError("unreachable: a bad cell was not found")  # pragma: no cover
+
+
+def _fits_float32(x: np.ndarray) -> np.ndarray:
+    """True where x is NaN or a number that stays finite as float32 (3.4028235e38 does: it rounds to
+    float32's largest value)."""
+    with np.errstate(over="ignore"):
+        return np.isnan(x) | np.isfinite(x.astype(np.float32))
+
+
+def _cell_number(cell: str) -> float:
+    """One CSV cell as a float: NaN for a missing reading; ValueError if it is not a number
+    (Python's own spellings such as 1_000 are refused: a spreadsheet does not write them)."""
+    text = cell.strip()
+    if text.lower() in _MISSING_TEXT:
+        return math.nan
+    if "_" in text:
+        raise ValueError(text)
+    return float(text)
 
 
 def _adjacency_from_file(matrix: np.ndarray, source: str) -> torch.Tensor:
@@ -107,12 +148,14 @@ def load_csv_folder(folder: str | os.PathLike, interval_minutes: int | None = No
             raise FileNotFoundError(
                 f"load_csv_folder: expected {p.name} in {folder}, found no such file"
             )
-    names, rows = _csv_rows(series_path, header=True)
+    names, rows, lines = _csv_rows(series_path, header=True)
     timestamps, first_column = None, 1
     if names[0].lower() == "timestamp":
-        timestamps, interval_minutes = _timestamp_column(rows, interval_minutes)
+        timestamps, interval_minutes = _timestamp_column(rows, lines, interval_minutes)
         names, rows, first_column = names[1:], [row[1:] for row in rows], 2
-    table = _csv_numbers(rows, "series.csv", first_row=2, first_column=first_column)
+    if not names:
+        raise ValueError("series.csv: expected a column per node after the timestamp, got none")
+    table = _csv_numbers(rows, "series.csv", lines, first_column=first_column)
     if interval_minutes is None:
         raise ValueError(
             "interval_minutes: expected a number of minutes per step (series.csv has no timestamp "
@@ -138,7 +181,7 @@ def load_csv_folder(folder: str | os.PathLike, interval_minutes: int | None = No
     )
 
 
-def _timestamp_column(rows: list[list[str]],
+def _timestamp_column(rows: list[list[str]], lines: list[int],
                       interval_minutes: int | None) -> tuple[np.ndarray, int | None]:
     """The first column of series.csv as times, and the step length they imply (or the one given,
     for a single row)."""
@@ -148,6 +191,11 @@ def _timestamp_column(rows: list[list[str]],
         raise ValueError(
             f"series.csv: expected ISO times in the timestamp column, got {exc}"
         ) from None
+    if len(rows) == 1 and interval_minutes is None:
+        raise ValueError(
+            f"series.csv: expected at least two timestamped rows to read the step length from, "
+            f"got one (row {lines[0]}); pass interval_minutes (--interval-minutes)"
+        )
     steps = np.unique(np.diff(timestamps).astype(np.int64))
     if len(steps) > 1 or (len(steps) == 1 and steps[0] <= 0):
         raise ValueError(
@@ -175,10 +223,20 @@ def save_csv_folder(ds: GraphTimeSeries, folder: str | os.PathLike, channel: int
     times = [str(t) for t in ds.timestamps] if ds.timestamps is not None else None
     writer.writerow((["timestamp"] if times else []) + ds.node_names)
     for t, row in enumerate(ds.values[..., channel].tolist()):
-        cells = ["" if math.isnan(v) else format(v, ".7g") for v in row]
+        cells = [_number_text(v) for v in row]
         writer.writerow(([times[t]] if times else []) + cells)
     write_atomic(folder / "series.csv", series.getvalue().encode())
     rows = ds.adjacency.tolist()
-    adjacency = "\n".join(",".join(format(v, ".7g") for v in row) for row in rows) + "\n"
+    adjacency = "\n".join(",".join(_number_text(v) for v in row) for row in rows) + "\n"
     write_atomic(folder / "adjacency.csv", adjacency.encode())
     return folder
+
+
+def _number_text(value: float) -> str:
+    """A float32 value as the shortest text that reads back as the same float32 ("" for NaN)."""
+    if math.isnan(value):
+        return ""
+    x = np.float32(value)
+    if value == 0 or 1e-4 <= abs(value) < 1e16:
+        return np.format_float_positional(x, unique=True, trim="-")  # 16777216, 0.1, 2.5
+    return np.format_float_scientific(x, unique=True, trim="-")  # 3.4e+38, 1e-05

@@ -6,9 +6,9 @@ downloading a missing file from `LOS_LOOP_URLS`; every file must match its `LOS_
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +18,7 @@ import torch
 
 from helpers.data.csv_folder import _adjacency_from_file, read_csv_numbers
 from helpers.data.series import DATA_DIR, GraphTimeSeries
+from helpers.files import temporary_beside
 
 #: Where load_los_loop downloads from: the T-GCN authors' public repository, then its older layout.
 LOS_LOOP_URLS = (
@@ -45,20 +46,28 @@ def load_los_loop(
     root: the folder holding los_speed.csv and los_adj.csv (default data/los-loop/). Missing files
     are downloaded (unless download=False) from `urls` with a `timeout` in seconds, checked against
     their SHA-256 and written atomically; every file, found or downloaded, must match its checksum.
+    A `root` that does not exist is created for the download and removed again (with any parent
+    folders it needed) if the download fails, so a mistyped path leaves nothing behind.
     Returns values (2016, 207, 1), channel "speed"; the speeds have no gaps.
     """
     root = Path(root) if root is not None else LOS_LOOP_DIR
-    for name, sha256 in LOS_LOOP_SHA256.items():
-        path = root / name
-        if not path.is_file():
-            if not download:
-                problem = f"{name} is missing and download=False"
-                raise FileNotFoundError(_los_loop_help(root, problem))
-            _download(name, path, sha256, urls, timeout)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != sha256:
-            problem = f"{name}: expected SHA-256 {sha256}, got {digest}"
-            raise ValueError(_los_loop_help(root, problem))
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(
+            f"root (--data-root): expected a folder holding los_speed.csv and los_adj.csv, "
+            f"got the file {root}"
+        )
+    created = [p for p in (root, *root.parents) if not p.exists()]  # deepest first
+    try:
+        for name, sha256 in LOS_LOOP_SHA256.items():
+            _fetch_and_verify(root, name, sha256, download, urls, timeout)
+    except BaseException as exc:
+        for folder in created:  # a mistyped root leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+        if created and isinstance(exc, (OSError, ValueError)) and exc.args:
+            note = f" ({root} did not exist before: is the path mistyped?)"
+            raise type(exc)(str(exc) + note) from None
+        raise
     names, speed = read_csv_numbers(root / "los_speed.csv", header=True)
     _, adjacency = read_csv_numbers(root / "los_adj.csv", header=False)
     steps = speed.shape[0]
@@ -79,6 +88,21 @@ def load_los_loop(
     )
 
 
+def _fetch_and_verify(root: Path, name: str, sha256: str, download: bool, urls: Sequence[str],
+                      timeout: float) -> None:
+    """Make sure `root / name` exists (downloading it if allowed) and has the expected SHA-256."""
+    path = root / name
+    if not path.is_file():
+        if not download:
+            problem = f"{name} is missing and download=False"
+            raise FileNotFoundError(_los_loop_help(root, problem))
+        _download(name, path, sha256, urls, timeout)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        problem = f"{name}: expected SHA-256 {sha256}, got {digest}"
+        raise ValueError(_los_loop_help(root, problem))
+
+
 def _los_loop_help(root: Path, problem: str) -> str:
     return (
         f"{problem}. Put los_speed.csv and los_adj.csv by hand in {root} (from the data/ folder of "
@@ -90,15 +114,17 @@ def _los_loop_help(root: Path, problem: str) -> str:
 def _download(name: str, path: Path, sha256: str, urls: Sequence[str], timeout: float) -> None:
     """Fetch `name` from the first of `urls` that serves the right bytes; os.replace it into `path`.
 
-    Each attempt writes to a temporary file beside `path`, deleted whatever happens, so a failed or
-    interrupted download never leaves a partial file. A wrong checksum raises ValueError, an
+    Each attempt writes to a temporary file beside `path` (`helpers.files.temporary_beside`), fsyncs
+    it and renames it into place only when its checksum is right, so `path` is never a partial file.
+    A failed or interrupted (exception, Ctrl-C) attempt deletes its temporary file; a killed one can
+    leave it, and the next download of `name` removes it. A wrong checksum raises ValueError, an
     unreachable source ConnectionError, once every URL has been tried.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     mismatches, errors = [], []
     for template in urls:
         url = template.format(name=name)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
+        handle, temp = temporary_beside(path)
         try:
             digest = hashlib.sha256()
             with (os.fdopen(handle, "wb") as out,
@@ -106,6 +132,8 @@ def _download(name: str, path: Path, sha256: str, urls: Sequence[str], timeout: 
                 while chunk := response.read(1 << 16):
                     digest.update(chunk)
                     out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
             if digest.hexdigest() == sha256:
                 os.chmod(temp, 0o644)
                 os.replace(temp, path)
@@ -114,7 +142,7 @@ def _download(name: str, path: Path, sha256: str, urls: Sequence[str], timeout: 
         except OSError as exc:  # URLError, HTTPError and timeouts are all OSErrors
             errors.append(f"{url}: {exc}")
         finally:
-            Path(temp).unlink(missing_ok=True)  # gone already after a successful os.replace
+            temp.unlink(missing_ok=True)  # gone already after a successful os.replace
     if mismatches:
         raise ValueError(_los_loop_help(path.parent, "; ".join(mismatches)))
     problem = f"could not download {name} ({'; '.join(errors)})"

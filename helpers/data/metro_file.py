@@ -6,10 +6,13 @@ The file (`METRO_DIR / METRO_FILE`, i.e. data/metro/metro.npz) is a zip of .npy 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,8 @@ from helpers.files import write_atomic
 
 METRO_DIR = DATA_DIR / "metro"
 METRO_FILE = "metro.npz"
+#: SHA-256 of the shipped data/metro/metro.npz, as in its datasheet (data/metro/README.md).
+_METRO_SHA256 = "eec51f2c1aa6c40f22437484a68e7a3c16cf627d98cdfca47efc2ba41a315f8b"
 _FORMAT = "metro-npz-1"
 _META_TENSORS = ("travel_minutes",)  # meta entries stored as arrays, not JSON
 
@@ -97,26 +102,55 @@ def load_metro(path: str | os.PathLike | None = None) -> GraphTimeSeries:
     path: the file or its folder; default `data/metro/` of this repository.
     Returns values (4032, 51, 2) = (time, stations, [inflow, outflow]), NaN where missing; see
     `make_metro` and data/metro/README.md.
+    The file is checked before it is used: a truncated or damaged file (every zip entry carries a
+    CRC-32) or a git-LFS pointer raises ValueError with one line saying how to regenerate it. The
+    shipped file is also compared with `_METRO_SHA256`, the datasheet's checksum; if only that
+    differs (e.g. regenerated with another NumPy or zlib) but the contents read back intact, a
+    warning says so.
     """
     path = Path(path) if path is not None else METRO_DIR
     if path.is_dir():
         path = path / METRO_FILE
+    shipped = path.resolve() == (METRO_DIR / METRO_FILE).resolve()
+    remedy = ("run `make data` to regenerate it" if shipped else
+              f"regenerate it with `python -m helpers.data make-metro {path.parent}`")
     if not path.is_file():
         raise FileNotFoundError(
             f"load_metro: expected the metro file at {path}; regenerate it with "
             f"`python -m helpers.data make-metro {path.parent}` or pass path="
         )
-    with zipfile.ZipFile(path) as archive:
+    data = path.read_bytes()
+    if data.startswith(b"version https://git-lfs"):
+        raise ValueError(f"load_metro: expected the metro data in {path}, got a git-LFS pointer "
+                         f"file; fetch it with `git lfs pull` or {remedy}")
+    digest = hashlib.sha256(data).hexdigest()
+    checksum = f"expected SHA-256 {_METRO_SHA256}, got {digest}; " if shipped else ""
+    try:
+        ds = _parse_metro(data)
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, IndexError, TypeError, ValueError,
+            NotImplementedError, RuntimeError, OverflowError, OSError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise ValueError(f"load_metro: {path} is damaged or truncated ({reason}); {checksum}"
+                         f"{remedy}") from None
+    if shipped and digest != _METRO_SHA256:
+        warnings.warn(f"load_metro: {path}: {checksum}its contents read back intact (regenerated "
+                      f"with another NumPy or zlib?); if in doubt, {remedy}", stacklevel=2)
+    return ds
+
+
+def _parse_metro(data: bytes) -> GraphTimeSeries:
+    """The dataset in the bytes of a metro file; ValueError, KeyError, zipfile.BadZipFile, ...
+    when they are not one (zipfile checks each entry's CRC-32 as it reads it)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         header = json.loads(archive.read("meta.json"))
         arrays = {
             name.removesuffix(".npy"): _read_npy(archive.read(name))
             for name in archive.namelist()
             if name.endswith(".npy")
         }
-    if header.get("format") != _FORMAT:
-        raise ValueError(
-            f"load_metro: expected format {_FORMAT!r} in {path}, got {header.get('format')!r}"
-        )
+    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise ValueError(f"expected format {_FORMAT!r}, got {found!r}")
     values = arrays["counts"].astype(np.float32)
     values[arrays["missing"]] = np.nan
     meta = header["meta"]
