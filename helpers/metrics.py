@@ -6,6 +6,9 @@ pred and target: (batch, horizon, nodes) or (batch, horizon, nodes, channels), i
 is a number (some datasets write 0 for "no reading"). Missing targets are left out of every mean:
 the result is the mean over the observed entries, not a mean of per-batch means. A NaN in `pred`
 is NOT masked: it propagates, so a broken model shows up. With no observed entry the result is NaN.
+Every metric is computed in float64 and returned as a float64 tensor, whatever the inputs' dtype:
+in float32 one huge reading (1e12) swallows every ordinary error in the sums, and a squared error
+of 1e30 overflows to inf. (On Apple's MPS, which has no float64, the work moves to the CPU.)
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from torch import Tensor
 __all__ = ["masked_mae", "masked_rmse", "masked_mape", "horizon_metrics"]
 
 
-def _observed(pred: Tensor, target: Tensor, null_value: float) -> Tensor:
+def _float64(t: Tensor) -> Tensor:
+    """`t` in float64 (moved to the CPU first on MPS, which has no float64); gradients still flow."""
+    return (t.cpu() if t.device.type == "mps" else t).double()
+
+
+def _observed(pred: Tensor, target: Tensor, null_value: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(pred, target) in float64 and the mask of observed targets, after checking the shapes."""
     if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
         raise ValueError(f"pred, target: expected tensors, "
                          f"got {type(pred).__name__} and {type(target).__name__}")
@@ -30,8 +39,8 @@ def _observed(pred: Tensor, target: Tensor, null_value: float) -> Tensor:
                          f"channels), got {tuple(target.shape)}")
     mask = ~torch.isnan(target)
     if not math.isnan(null_value):
-        mask &= target != null_value
-    return mask
+        mask &= target != null_value  # in target's own dtype: null_value is a value of the data
+    return _float64(pred), _float64(target), mask.cpu() if mask.device.type == "mps" else mask
 
 
 def _masked_mean(error: Tensor, mask: Tensor, per_horizon: bool) -> Tensor:
@@ -44,7 +53,7 @@ def _masked_mean(error: Tensor, mask: Tensor, per_horizon: bool) -> Tensor:
 def masked_mae(pred: Tensor, target: Tensor, null_value: float = float("nan"),
                per_horizon: bool = False) -> Tensor:
     """Mean absolute error over observed targets: a scalar, or (horizon,) with per_horizon=True."""
-    mask = _observed(pred, target, null_value)
+    pred, target, mask = _observed(pred, target, null_value)
     return _masked_mean((pred - target).abs(), mask, per_horizon)
 
 
@@ -54,7 +63,7 @@ def masked_rmse(pred: Tensor, target: Tensor, null_value: float = float("nan"),
 
     Overall, the root of the mean over every observed entry (not the mean of per-step RMSEs).
     """
-    mask = _observed(pred, target, null_value)
+    pred, target, mask = _observed(pred, target, null_value)
     return _masked_mean((pred - target) ** 2, mask, per_horizon).sqrt()
 
 
@@ -66,7 +75,8 @@ def masked_mape(pred: Tensor, target: Tensor, null_value: float = float("nan"),
     (almost) zero is meaningless. For passenger counts, min_target around 10 keeps the few riders
     of the first and last trains from dominating the mean.
     """
-    mask = _observed(pred, target, null_value) & (target.abs() >= min_target)
+    pred, target, mask = _observed(pred, target, null_value)
+    mask &= target.abs() >= min_target
     return _masked_mean((pred - target).abs() / target.abs(), mask, per_horizon)
 
 
@@ -74,7 +84,8 @@ def horizon_metrics(pred: Tensor, target: Tensor, null_value: float = float("nan
                     min_target: float = 1e-6) -> dict[str, list[float]]:
     """MAE, RMSE and MAPE (fraction) per horizon step, for tables and plots.
 
-    Returns {"step": [1, ..., horizon], "mae": [...], "rmse": [...], "mape": [...]}, Python numbers.
+    Returns {"step": [1, ..., horizon], "mae": [...], "rmse": [...], "mape": [...]}, Python numbers
+    (computed in float64).
     """
     pred, target = pred.detach(), target.detach()
     mape = masked_mape(pred, target, null_value, per_horizon=True, min_target=min_target)

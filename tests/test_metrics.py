@@ -1,12 +1,17 @@
-"""Masked metrics against NumPy references written independently of helpers.metrics."""
+"""Masked metrics against NumPy references written independently of helpers.metrics; metrics of
+huge readings in float64 and the data's own units; the training loss's shape check."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
+from helpers.data import GraphTimeSeries, make_splits
 from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
+from helpers.models import baseline_forecast
+from helpers.train import evaluate, forecast_metrics, masked_loss
 
 
 def numpy_reference(pred: np.ndarray, target: np.ndarray, null_value=np.nan, min_target=1e-6, axis=None):
@@ -101,3 +106,70 @@ def test_metrics_reject_bad_shapes(pred, target, message):
     for metric in (masked_mae, masked_rmse, masked_mape):
         with pytest.raises(ValueError, match=message):
             metric(pred, target)
+
+
+# --- one huge reading (issue 18, item 4) -----------------------------------------------------------
+def small_series(big: float, row: int):
+    """A 3-node series of readings 0..10 with one huge reading at (row, node 1)."""
+    values = np.random.default_rng(0).uniform(0, 10, (200, 3)).round(1)
+    values[row, 1] = big
+    ds = GraphTimeSeries(values=values, adjacency=np.ones((3, 3)) - np.eye(3), interval_minutes=5,
+                         node_names=["a", "b", "c"])
+    return ds, values.astype(np.float32).astype(np.float64)
+
+
+def persistence_reference(values, bounds, input_len=4, horizon=2):
+    """Persistence MAE and RMSE of the test part in float64, by loops over the raw readings."""
+    start, stop = bounds[2]
+    errors = [values[start + i + input_len + h] - values[start + i + input_len - 1]
+              for i in range(stop - start - input_len - horizon + 1) for h in range(horizon)]
+    errors = np.array(errors)
+    return np.abs(errors).mean(), np.sqrt((errors**2).mean())
+
+
+@pytest.mark.parametrize("big, row", [(1e12, 5), (1e30, 5), (1e30, 190)])
+def test_one_huge_reading_does_not_spoil_the_metrics(big, row):
+    ds, values = small_series(big, row)  # row 5: training part; row 190: test part
+    splits = make_splits(ds, 4, 2)
+    overall = forecast_metrics(*baseline_forecast("persistence", ds, splits))["overall"]
+    mae, rmse = persistence_reference(values, splits.bounds)
+    assert overall["mae"] == pytest.approx(mae, rel=1e-9)  # was 0.0 (1e12 in training)
+    assert overall["rmse"] == pytest.approx(rmse, rel=1e-9)  # was inf (1e30 in the test part)
+
+
+def test_evaluate_unscales_in_float64_and_takes_targets_in_the_data_units():
+    class Last(torch.nn.Module):  # persistence as a model: the last scaled input, repeated
+        def forward(self, x):
+            return x[:, -1:, :, 0].expand(-1, 2, -1)
+
+    ds, values = small_series(5.0, 5)
+    splits = make_splits(ds, 4, 2)
+    loader = DataLoader(splits.test, batch_size=64)
+    mae, rmse = persistence_reference(values, splits.bounds)
+    overall = evaluate(Last(), loader, splits.scaler)["overall"]
+    assert overall["mae"] == pytest.approx(mae, rel=1e-6) and overall["rmse"] == pytest.approx(rmse, rel=1e-6)
+    ds, values = small_series(1e12, 5)
+    splits = make_splits(ds, 4, 2)
+    targets = baseline_forecast("persistence", ds, splits)[1]
+    given = evaluate(Last(), DataLoader(splits.test, batch_size=64), splits.scaler, targets=targets)
+    assert given["overall"]["mae"] > 1.0  # the scaled model's real error, not 0.0
+    with pytest.raises(ValueError, match=r"targets: expected a tensor shaped like the loader's targets, "
+                                         r"\(35, 2, 3\), got \(35, 2\)"):
+        evaluate(Last(), loader, splits.scaler, targets=targets[..., 0])
+
+
+def test_metrics_are_float64_even_for_float32_inputs():
+    target = torch.zeros(1, 2, 2)
+    pred = torch.tensor([[[1e30, 0.0], [0.0, 0.0]]])  # float32: its square overflows
+    rmse = masked_rmse(pred, target)
+    assert rmse.dtype == torch.float64 and rmse.item() == pytest.approx(1e30 / 2, rel=1e-6)
+    pred = torch.tensor([[[1e12, 1.0], [1.0, 1.0]]])
+    assert masked_mae(pred, target, per_horizon=True).tolist() == pytest.approx([(1e12 + 1) / 2, 1.0])
+
+
+def test_masked_loss_refuses_mismatched_shapes_like_the_metrics():
+    for kind in ("mse", "mae", "huber"):
+        with pytest.raises(ValueError, match=rf"masked_{kind}: expected prediction and target of the same "
+                                             r"shape, got \(4, 1\) and \(4,\)"):
+            masked_loss(kind)(torch.zeros(4, 1), torch.ones(4))
+    assert masked_loss("mse")(torch.zeros(4), torch.ones(4)).item() == 1.0

@@ -92,21 +92,30 @@ def baseline_forecast(name: str, ds: GraphTimeSeries, splits, part: str = "test"
     """Forecasts of a baseline for every window of a part of `make_splits`, in original units.
 
     name: "persistence" (the last input step, repeated) or "ha" (historical average by time of day
-    and day type, fitted on the training part). Returns (predictions, targets), each (samples,
-    horizon, nodes).
+    and day type, fitted on the training part). splits: `make_splits(ds, ...)` with stride 1.
+    Returns (predictions, targets), each (samples, horizon, nodes). Both come from `ds.values`
+    (channel 0) in the data's own units, never from the scaled windows unscaled again: one huge
+    reading makes the scaler's std huge, and float32 values scaled by it lose every ordinary
+    difference. A missing last reading is forecast as what a model sees there: the window's
+    fill value in original units.
     """
     windows = getattr(splits, part)
     start, stop = splits.bounds[("train", "val", "test").index(part)]
-    target = splits.scaler.inverse_transform(windows.targets, channel=0)
-    horizon = target.shape[1]
+    input_len, horizon = windows.inputs.shape[1], windows.targets.shape[1]
+    inputs, target = sliding_windows(ds.values[start:stop, :, 0], input_len, horizon)
+    if target.shape != windows.targets.shape:
+        raise ValueError(f"splits: expected the {part} windows of make_splits(ds, ...) with stride 1,"
+                         f" {tuple(target.shape)}, got {tuple(windows.targets.shape)}")
     if name == "persistence":
-        last = windows.inputs[:, -1:, :, 0] if windows.inputs.ndim == 4 else windows.inputs[:, -1:]
+        last = inputs[:, -1:]
         if windows.fill_value is not None:  # what a model sees where the last reading is missing
-            last = last.nan_to_num(nan=windows.fill_value)
-        pred = splits.scaler.inverse_transform(last, channel=0).expand(-1, horizon, -1)
+            fill = torch.full((1, 1, ds.num_nodes), float(windows.fill_value))
+            last = torch.where(torch.isnan(last), splits.scaler.inverse_transform(fill, channel=0),
+                               last)
+        pred = last.expand(-1, horizon, -1)
     elif name == "ha":
         average = historical_average(ds, fit_stop=splits.bounds[0][1])  # (time, nodes)
-        pred = sliding_windows(average[start:stop], windows.inputs.shape[1], horizon)[1]
+        pred = sliding_windows(average[start:stop], input_len, horizon)[1]
     else:
         raise ValueError(f"baseline must be 'persistence' or 'ha', got {name!r}")
-    return pred.contiguous(), target
+    return pred.contiguous(), target.contiguous()

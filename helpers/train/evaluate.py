@@ -38,19 +38,30 @@ def evaluate(
     null_value: float = float("nan"),
     min_target: float = 1e-6,
     device: torch.device | None = None,
+    targets: torch.Tensor | None = None,
 ) -> dict:
     """Masked MAE, RMSE and MAPE of `model`'s forecasts per horizon step, in original units.
 
     loader yields (x, y) with y scaled like the model's output; `scaler` (e.g. `Splits.scaler`)
-    turns both back into original units with `inverse_transform(., channel=target_channel)`;
-    scaler=None means they already are. Missing targets (NaN, or `null_value`) are left out; MAPE
-    also leaves out targets below `min_target` and is a fraction (0.12 = 12%).
+    turns both back into original units with `inverse_transform(., channel=target_channel)`, in
+    float64; scaler=None means they already are. Missing targets (NaN, or `null_value`) are left
+    out; MAPE also leaves out targets below `min_target` and is a fraction (0.12 = 12%).
+    targets: the loader's targets in the data's own units, e.g. the second value of
+    `helpers.models.baseline_forecast(name, ds, splits)`, used instead of the unscaled y. Give them
+    when the data hold huge readings: y scaled to float32 by a huge std has lost the ordinary
+    differences, and no unscaling brings them back.
     Returns `forecast_metrics` of the forecasts.
     """
     pred, target = predict(model, loader, device=device)
     if scaler is not None:
-        pred = scaler.inverse_transform(pred, channel=target_channel)
-        target = scaler.inverse_transform(target, channel=target_channel)
+        pred = scaler.inverse_transform(pred.double(), channel=target_channel)
+        target = scaler.inverse_transform(target.double(), channel=target_channel)
+    if targets is not None:
+        if not isinstance(targets, torch.Tensor) or targets.shape != target.shape:
+            got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets: expected a tensor shaped like the loader's targets, "
+                             f"{tuple(target.shape)}, got {got}")
+        target = targets
     return forecast_metrics(pred, target, null_value=null_value, min_target=min_target)
 
 
@@ -61,7 +72,8 @@ def forecast_metrics(pred: torch.Tensor, target: torch.Tensor, null_value: float
 
     Returns {"step": [1..H], "mae": [...], "rmse": [...], "mape": [...], "overall": {"mae", "rmse",
     "mape"}} (`helpers.metrics.horizon_metrics` plus "overall", which pools every step: the RMSE of
-    all errors, not the mean of per-step RMSEs).
+    all errors, not the mean of per-step RMSEs), computed in float64 on pred and target as given:
+    pass them in the data's own units (see `evaluate`'s `targets`).
     """
     table = horizon_metrics(pred, target, null_value=null_value, min_target=min_target)
     table["overall"] = {

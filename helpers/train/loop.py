@@ -75,12 +75,17 @@ def masked_loss(kind: str = "mse") -> LossFn:
 
     kind: "mse", "mae" (L1) or "huber" (delta 1: quadratic for small errors, linear for large ones).
     Returns loss_fn(prediction, target) -> scalar; with no observed target the loss is 0 (no
-    gradient), so a batch of missing readings cannot turn the weights into NaN.
+    gradient), so a batch of missing readings cannot turn the weights into NaN. prediction and
+    target must have the same shape (ValueError otherwise: broadcasting (B, 1) against (B,) would
+    silently compare every prediction with every target).
     """
     check_choice("loss kind", kind, LOSS_NAMES)
     elementwise = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.huber_loss}[kind]
 
     def loss_fn(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if prediction.shape != target.shape:
+            raise ValueError(f"masked_{kind}: expected prediction and target of the same shape, "
+                             f"got {tuple(prediction.shape)} and {tuple(target.shape)}")
         observed = ~torch.isnan(target)
         filled = torch.where(observed, target, prediction.detach())  # no error where missing
         errors = elementwise(prediction, filled, reduction="none")
