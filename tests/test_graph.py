@@ -46,6 +46,15 @@ def small_graph() -> torch.Tensor:
     return adj
 
 
+def directed_graph(n: int = 9, seed: int = 4) -> torch.Tensor:
+    """A directed weighted adjacency (adj[i, j]: the edge from j to i), far from symmetric, zero diagonal."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(n, n, generator=g) < 0.35
+    adj = (0.1 + 1.9 * torch.rand(n, n, generator=g)) * mask * (1 - torch.eye(n))
+    adj[0, 1], adj[1, 0] = 2.0, 0.0  # at least one one-way edge
+    return adj
+
+
 def edge_list(adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """PyG's edge_index (2, E) and edge_weight (E,): adj[i, j] is the edge from source j to target i."""
     target, source = adj.nonzero(as_tuple=True)
@@ -122,10 +131,15 @@ def test_propagate_dense_equals_sparse_and_explicit_neighbour_sums(layout):
     i = 4  # node i receives the weighted sum of its neighbours' (and its own) features
     expected = sum(op[i, j] * x[:, :, j, :] for j in range(10))
     assert max_diff(dense[:, :, i, :], expected) < 1e-6
+    directed = directed_graph(10)  # not symmetric: operator[i, j] weighs what flows from j into i
+    assert max_diff(directed, directed.T) > 0.5
+    expected = torch.stack([sum(directed[i, j] * x[:, :, j, :] for j in range(10)) for i in range(10)], dim=2)
+    for operator in (directed, to_sparse(directed, layout)):
+        assert max_diff(propagate(operator, x), expected) < 1e-5
 
 
 # --- layers against PyTorch Geometric --------------------------------------------------------------
-@pytest.mark.parametrize("adj", GRAPHS)
+@pytest.mark.parametrize("adj", [*GRAPHS, pytest.param(directed_graph(), id="directed-9")])
 def test_graph_conv_matches_pyg_gcnconv(adj):
     torch.manual_seed(0)
     n = adj.size(0)

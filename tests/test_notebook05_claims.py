@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from helpers.data import load_metro, make_splits
 from helpers.metrics import masked_mae
-from helpers.optim import optimizer_paths
+from helpers.optim import adam_step, optimizer_paths
 from helpers.train import fit, make_optimizer, scaled_lr, warmup_factor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -147,15 +147,24 @@ def test_rmsprop_first_step_is_ten_times_the_learning_rate():
 def test_adam_weight_decay_is_not_adamw():
     """Notebook 05: with Adam, L2 decay of a parameter with no loss gradient is rescaled to full-lr steps."""
 
-    def second_parameter(optimiser_class):
+    def second_parameter(name):  # the workbook's optimizers by name, as the notebook builds them
         p = nn.Parameter(torch.ones(2))
-        optimizer = optimiser_class([p], lr=0.01, weight_decay=0.1)
+        optimizer = make_optimizer(name, [p], 0.01, weight_decay=0.1)
         for _ in range(100):
             optimizer.zero_grad()
             (10 * p[0]).backward()
             optimizer.step()
         return p[1].item()
 
-    adamw = second_parameter(torch.optim.AdamW)
+    def second_parameter_by_hand(decoupled):  # the notebook's from-scratch update rule
+        p, state = torch.ones(2), {}
+        for _ in range(100):
+            p = adam_step(p, torch.tensor([10.0, 0.0]), state, lr=0.01, weight_decay=0.1,
+                          decoupled_weight_decay=decoupled)
+        return p[1].item()
+
+    adamw = second_parameter("AdamW")
     assert adamw == pytest.approx((1 - 0.01 * 0.1) ** 100, rel=1e-5)  # shrunk by 1 - lr * decay per step
-    assert second_parameter(torch.optim.Adam) < adamw - 0.5  # decayed in steps of about lr, far faster
+    assert second_parameter("Adam") < adamw - 0.5  # decayed in steps of about lr, far faster
+    assert second_parameter_by_hand(True) == pytest.approx(adamw, rel=1e-5)
+    assert second_parameter_by_hand(False) == pytest.approx(second_parameter("Adam"), rel=1e-4, abs=1e-6)

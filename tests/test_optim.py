@@ -152,6 +152,31 @@ def test_state_matches_torch_optim_state():
     torch.testing.assert_close(mine["exp_avg_sq"], ref["exp_avg_sq"])
 
 
+@pytest.mark.parametrize("nesterov, dampening", [(False, 0.0), (False, 0.3), (True, 0.0)])
+def test_momentum_buffer_matches_torch_under_a_changing_learning_rate(nesterov, dampening):
+    """The buffer holds gradients, not lr-scaled steps (torch's convention): with a learning rate that changes
+    every step the parameters and the buffer both follow torch.optim.SGD."""
+    lrs = [0.05, 0.2, 0.01, 0.1, 0.3, 0.02] * 5
+    model, x, y = regression_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=lrs[0], momentum=0.9, dampening=dampening, nesterov=nesterov)
+    ours = copy.deepcopy(model)
+    states = {name: {} for name, _ in ours.named_parameters()}
+    for lr in lrs:
+        for m in (model, ours):
+            m.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+        opt.param_groups[0]["lr"] = lr
+        opt.step()
+        with torch.no_grad():
+            for name, p in ours.named_parameters():
+                p.copy_(momentum_step(p, p.grad, states[name], lr=lr, momentum=0.9, dampening=dampening,
+                                      nesterov=nesterov))
+    assert max_param_diff(ours, model) < 1e-10
+    for (name, _), p in zip(ours.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(states[name]["momentum_buffer"], opt.state[p]["momentum_buffer"],
+                                   rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "step, torch_cls, renames",
     [

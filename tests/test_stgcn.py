@@ -2,6 +2,8 @@
 PyTorch Geometric's ChebConv / GCNConv applied to each time step for the spatial part; plus shapes,
 bad input, sparse operators and torch.compile tracing."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -163,6 +165,47 @@ def test_output_block_predicts_every_horizon_step():
     assert out.temporal.kernel_size == 4
 
 
+def layer_norm_reference(h: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """LayerNorm over the last two axes (nodes, channels) of each (sample, time step), by hand."""
+    mean = h.mean(dim=(-2, -1), keepdim=True)
+    var = h.var(dim=(-2, -1), unbiased=False, keepdim=True)
+    return (h - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+
+
+def test_output_block_values_follow_horizon_then_node_order():
+    """Every output value by hand: node i's features go through fc1 - ReLU - fc2, whose output k * C + c is
+    horizon step k, channel c, placed at out[b, k, i, c]."""
+    torch.manual_seed(3)
+    out = OutputBlock(6, time_steps=4, horizon=3, out_channels=2, hidden_channels=8, norm=nn.LayerNorm([5, 6]))
+    nn.init.normal_(out.norm.weight)
+    nn.init.normal_(out.norm.bias)
+    x = torch.randn(2, 4, 5, 6)
+    y = out(x)
+    h = layer_norm_reference(out.temporal(x), out.norm)[:, 0]  # (B, N, C): the one time step left
+    expected = torch.empty(2, 3, 5, 2)
+    for b in range(2):
+        for i in range(5):
+            hidden = torch.relu(out.fc1.weight @ h[b, i] + out.fc1.bias)
+            head = out.fc2.weight @ hidden + out.fc2.bias  # (horizon * out_channels,)
+            for k in range(3):
+                for c in range(2):
+                    expected[b, k, i, c] = head[k * 2 + c]
+    assert max_diff(y, expected) < TOL
+
+
+def test_stgcn_layer_norm_is_over_nodes_and_channels():
+    """The paper's LayerNorm: each time step of each sample normalised over all nodes and channels together."""
+    torch.manual_seed(4)
+    model = STGCN(small_config(norm="layer"), ring_graph())
+    norms = [block.norm for block in model.blocks] + [model.output.norm]
+    for norm in norms:
+        assert norm.normalized_shape == (7, 8)
+        nn.init.normal_(norm.weight)
+        nn.init.normal_(norm.bias)
+        h = 3 + 2 * torch.randn(2, 4, 7, 8) + torch.arange(7.0)[:, None]  # nodes with different levels
+        assert max_diff(norm(h), layer_norm_reference(h, norm)) < TOL
+
+
 # --- the model ----------------------------------------------------------------------------------
 def small_config(**kwargs) -> STGCNConfig:
     return STGCNConfig(**(dict(num_nodes=7, input_len=8, horizon=3, blocks=((8, 4, 8), (8, 4, 8)), Kt=2,
@@ -183,8 +226,26 @@ def test_stgcn_shapes_and_gradients(graph_conv, gate, norm):
 
 
 def test_stgcn_multichannel_input_and_output():
+    """Two input and two output channels: the values are the blocks, then the output head read as (horizon,
+    channel) per node; every input channel matters."""
+    torch.manual_seed(8)
     model = STGCN(small_config(in_channels=2, out_channels=2, blocks=((8, 4, 8),), input_len=5), ring_graph())
-    assert model(torch.randn(3, 5, 7, 2)).shape == (3, 3, 7, 2)
+    model.eval()
+    x = torch.randn(3, 5, 7, 2)
+    y = model(x)
+    assert y.shape == (3, 3, 7, 2)
+    h = x
+    for block in model.blocks:
+        h = block(h, model.operator)
+    z = layer_norm_reference(model.output.temporal(h), model.output.norm)[:, 0]  # (B, N, C)
+    head = model.output.fc2(torch.relu(model.output.fc1(z)))  # (B, N, horizon * out_channels)
+    expected = torch.stack([torch.stack([head[:, :, 2 * k + c] for c in range(2)], dim=-1) for k in range(3)],
+                           dim=1)  # (B, horizon, N, out_channels)
+    assert max_diff(y, expected) < TOL
+    for channel in range(2):
+        changed = x.clone()
+        changed[..., channel] += 1.0
+        assert max_diff(model(changed), y) > 1e-3
 
 
 def test_stgcn_samples_are_independent_in_eval_mode():
@@ -290,9 +351,17 @@ def test_torch_compile_traces_the_whole_model_without_graph_breaks():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_model_follows_the_device(device):
-    model = STGCN(small_config(), ring_graph()).to(device)
-    assert model.operator.device.type == device
-    assert model(torch.randn(2, 8, 7, 1, device=device)).device.type == device
+    """Weights and the graph operator move with .to(device), and the forecasts there are the CPU ones."""
+    torch.manual_seed(12)
+    model = STGCN(small_config(), ring_graph()).eval()
+    x = torch.randn(2, 8, 7, 1)
+    expected = model(x)
+    moved = copy.deepcopy(model).to(device)
+    assert moved.operator.device.type == device
+    assert all(t.device.type == device for t in [*moved.parameters(), *moved.buffers()])
+    y = moved(x.to(device))
+    assert y.device.type == device
+    assert max_diff(y.cpu(), expected) < (TOL if device == "cpu" else 1e-3)  # cuDNN may use TF32
 
 
 def test_predict_change_adds_the_last_input_step_to_the_same_network():

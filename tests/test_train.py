@@ -17,9 +17,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.cli import default_out, main
-from helpers.data import load_metro, make_splits, sliding_windows
+from helpers.data import load_csv_folder, load_metro, make_splits, sliding_windows
 from helpers.files import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from helpers.models import baseline_forecast
+from helpers.models import STGCN, STGCNConfig, baseline_forecast
 from helpers.train import (
     OPTIMIZER_NAMES,
     Callback,
@@ -29,7 +29,9 @@ from helpers.train import (
     fit,
     make_optimizer,
     masked_loss,
+    predict,
     train_epoch,
+    train_forecaster,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -50,14 +52,14 @@ def test_fit_equals_a_hand_written_loop(problem):
     ours = copy.deepcopy(model)
     history = fit(
         ours,
-        DataLoader(train, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1)),
+        DataLoader(train, batch_size=24, shuffle=True, generator=torch.Generator().manual_seed(1)),
         F.mse_loss,
         torch.optim.Adam(ours.parameters(), lr=0.01),
         epochs=3,
         val_loader=DataLoader(val, batch_size=7),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    loader = DataLoader(train, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+    loader = DataLoader(train, batch_size=24, shuffle=True, generator=torch.Generator().manual_seed(1))  # 24+24+16
     train_losses, val_losses = [], []
     for _ in range(3):
         model.train()
@@ -103,14 +105,46 @@ def test_scheduler_steps_once_per_optimizer_step(problem):
     assert scheduler.last_epoch == 4 and optimizer.param_groups[0]["lr"] == pytest.approx(1 / 5)
 
 
+class GradProbe(nn.Module):
+    """Records, at every forward call, whether autograd was recording and whether the input needs a graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((torch.is_grad_enabled(), x.requires_grad))
+        return x
+
+
 def test_evaluate_is_the_full_batch_loss_in_eval_mode_without_graph(problem):
     model, _, val = problem
     model.append(nn.Dropout(0.5))
+    probe = GradProbe()
+    model.insert(1, probe)  # after the first Linear: its output would need a graph if autograd were on
     loss = evaluate_loss(model, DataLoader(val, batch_size=5), F.mse_loss)
+    assert type(loss) is float  # a number, not a tensor holding a graph
+    assert probe.seen == [(False, False)] * 7  # 32 samples in batches of 5: no batch built a graph
     assert not model.training
     with torch.no_grad():
         assert loss == pytest.approx(F.mse_loss(model(val.tensors[0]), val.tensors[1]).item(), rel=1e-6)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_predict_switches_to_eval_mode(problem):
+    """A model left in training mode (dropout and BatchNorm active) forecasts as in evaluation mode."""
+    _, _, val = problem
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 1))
+    model.train()
+    model(torch.randn(64, 6) * 3 + 1)  # move BatchNorm's running statistics away from (0, 1)
+    model.train()
+    pred, target = predict(model, DataLoader(val, batch_size=5))
+    assert not model.training
+    with torch.no_grad():
+        expected = model.eval()(val.tensors[0])
+    torch.testing.assert_close(pred, expected)
+    assert torch.equal(target, val.tensors[1])
 
 
 def test_on_epoch_end_sees_the_growing_history(problem):
@@ -130,8 +164,13 @@ def test_on_epoch_end_sees_the_growing_history(problem):
 
 def test_make_optimizer_names_and_momentum():
     params = [nn.Parameter(torch.zeros(2))]
+    expected = {"SGD": torch.optim.SGD, "Momentum": torch.optim.SGD, "AdaGrad": torch.optim.Adagrad,
+                "RMSProp": torch.optim.RMSprop, "Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW}
+    assert set(OPTIMIZER_NAMES) == set(expected)
     for name in OPTIMIZER_NAMES:
-        assert isinstance(make_optimizer(name, params, 0.1), torch.optim.Optimizer)
+        optimizer = make_optimizer(name, params, 0.1)
+        assert type(optimizer) is expected[name], name  # exactly that class (AdamW is a subclass of Adam)
+        assert optimizer.param_groups[0]["lr"] == 0.1
     assert make_optimizer("Momentum", params, 0.1).param_groups[0]["momentum"] == 0.9
     assert make_optimizer("SGD", params, 0.1).param_groups[0]["momentum"] == 0
     assert make_optimizer("Adam", params, 0.1, betas=(0.8, 0.9)).param_groups[0]["betas"] == (0.8, 0.9)
@@ -396,6 +435,19 @@ SMALL_STGCN = ["--channels", "4,2,4", "--blocks", "1", "--kt", "2", "--input-len
                "--predict-change", "--batch-size", "16", "--threads", "1"]
 
 
+def independent_metrics(data: Path, ckpt: dict, device: str = "cpu") -> dict:
+    """The test errors of a SMALL_STGCN run's checkpoint, computed without the command line: the model rebuilt
+    from its settings with the kept (best) weights, the test windows, errors in the data's own units."""
+    ds = load_csv_folder(data)
+    splits = make_splits(ds, input_len=6, output_len=2)
+    config = STGCNConfig(num_nodes=ds.num_nodes, input_len=6, horizon=2, blocks=((4, 2, 4),), Kt=2,
+                         predict_change=True)
+    model = STGCN(config, ds.adjacency)
+    model.load_state_dict(ckpt["best_model"])
+    return evaluate(model.to(device), DataLoader(splits.test, batch_size=7), splits.scaler,
+                    device=torch.device(device))
+
+
 def test_cli_trains_and_writes_checkpoint_metrics_and_plot(tmp_path, capsys):
     data = write_network(tmp_path / "net")
     out = tmp_path / "run"
@@ -409,6 +461,10 @@ def test_cli_trains_and_writes_checkpoint_metrics_and_plot(tmp_path, capsys):
     assert (out / "predictions.png").read_bytes()[:4] == b"\x89PNG"
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["epoch"] == 2 and ckpt["extra"]["model"] == "stgcn"
+    expected = independent_metrics(data, ckpt)  # the reported errors are those of the saved model
+    for key in ("mae", "rmse", "mape"):
+        assert result["metrics"][key] == pytest.approx(expected[key], rel=1e-4), key
+        assert result["metrics"]["overall"][key] == pytest.approx(expected["overall"][key], rel=1e-4), key
     # --resume with more epochs continues the same run
     status, stdout, err = run_cli(["--data", data, "--epochs", "3", "--out", out, "--json", "--resume",
                                    *SMALL_STGCN], capsys)
@@ -488,12 +544,56 @@ def test_cli_bad_arguments_and_files_give_one_error_line_and_write_nothing(tmp_p
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: test_cli_trains_on_cuda runs instead")
 def test_cli_cuda_is_refused_clearly_without_a_gpu(tmp_path, capsys):
-    if torch.cuda.is_available():  # with a GPU the same call must work
-        return
     status, _, err = run_cli(["--data", write_network(tmp_path / "n"), "--out", tmp_path / "o", "--device", "cuda"],
                              capsys)
     assert status == 2 and "no CUDA GPU" in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cli_trains_on_cuda(tmp_path, capsys):
+    """With a GPU, --device cuda trains there, and its errors are those of its checkpoint evaluated on the CPU."""
+    data = write_network(tmp_path / "net")
+    status, stdout, err = run_cli(["--data", data, "--epochs", "1", "--out", tmp_path / "o", "--json",
+                                   "--device", "cuda", *SMALL_STGCN], capsys)
+    assert status == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    expected = independent_metrics(data, load_checkpoint(tmp_path / "o" / "checkpoint.pt"))
+    assert result["metrics"]["overall"]["mae"] == pytest.approx(expected["overall"]["mae"], rel=1e-3)
+
+
+def test_cli_stops_early_with_patience(tmp_path, capsys):
+    """--patience reaches training: with patience 1 the run stops at the first epoch without improvement."""
+    data = write_network(tmp_path / "net")
+    argv = ["--data", data, "--epochs", "25", "--out", tmp_path / "o", "--json", "--lr", "0.05", *SMALL_STGCN]
+    status, stdout, err = run_cli([*argv, "--patience", "1"], capsys)
+    assert status == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["epochs_run"] == result["best_epoch"] + 1 < 25
+    assert result["stop_reason"].startswith(f"early stopping at epoch {result['epochs_run']}")
+
+
+class MixSteps(nn.Module):
+    """(B, T, N, 1) -> (B, H, N): a learned mix of the input steps, the same for every node."""
+
+    def __init__(self, input_len, horizon):
+        super().__init__()
+        self.lin = nn.Linear(input_len, horizon)
+
+    def forward(self, x):
+        return self.lin(x[..., 0].transpose(1, 2)).transpose(1, 2)
+
+
+def test_train_forecaster_decays_the_learning_rate_over_all_batches():
+    """The cosine of train_forecaster spans every batch of every epoch: half the rate after epoch 1 of 2, zero
+    after the last (not a cosine over a number of epochs counted as steps)."""
+    values = 10 + torch.randn(120, 3, 1, generator=torch.Generator().manual_seed(0))
+    splits = make_splits(values, input_len=4, output_len=2)
+    torch.manual_seed(0)
+    history = train_forecaster(MixSteps(4, 2), splits, epochs=2, batch_size=20, lr=0.01)
+    assert 60 < len(splits.train) <= 80  # 4 batches per epoch (an odd count could hide a periodic mistake)
+    assert history.lr == pytest.approx([0.005, 0.0], abs=1e-9)
 
 
 def test_baselines_on_metro_fill_missing_inputs_and_order_as_expected():
