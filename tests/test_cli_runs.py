@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_helpers import run_cli, write_network
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -21,32 +22,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = ["--channels", "4,2,4", "--blocks", "1", "--kt", "2", "--input-len", "6", "--horizon", "2",
         "--batch-size", "16", "--threads", "1", "--json"]
-
-
-def write_network(folder, nodes=4, steps=160):
-    """A small network with hourly timestamps (the same shape as tests/test_train.py's)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    t = torch.arange(steps, dtype=torch.float32)
-    series = 20 + 5 * torch.sin(2 * torch.pi * t[:, None] / 24 + torch.arange(nodes)) + torch.arange(nodes)
-    rows = ["timestamp," + ",".join(f"s{i}" for i in range(nodes))]
-    for k, row in enumerate(series.tolist()):
-        stamp = f"2024-05-{1 + k // 24:02d}T{k % 24:02d}:00"
-        rows.append(stamp + "," + ",".join(f"{v:.3f}" for v in row))
-    (folder / "series.csv").write_text("\n".join(rows) + "\n")
-    adj = torch.zeros(nodes, nodes)
-    idx = torch.arange(nodes - 1)
-    adj[idx, idx + 1] = adj[idx + 1, idx] = 1.0
-    (folder / "adjacency.csv").write_text("\n".join(",".join(f"{v:g}" for v in r) for r in adj.tolist()) + "\n")
-    return folder
-
-
-def run_cli(argv, capsys):
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse exits on a bad argument
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def strict_json(text):

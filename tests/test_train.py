@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_helpers import run_cli, write_network
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers.cli import default_out, main
+from helpers.cli import default_out
 from helpers.data import load_csv_folder, load_metro, make_splits, sliding_windows
 from helpers.files import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from helpers.models import STGCN, STGCNConfig, baseline_forecast
@@ -404,33 +405,6 @@ def test_evaluate_reports_masked_errors_per_horizon_in_original_units():
 
 
 # --- the command line --------------------------------------------------------------------------------
-def write_network(folder: Path, steps: int = 160, nodes: int = 4, timestamps: bool = True) -> Path:
-    """A small network of `nodes` on a line, with a daily-looking signal, as series.csv + adjacency.csv."""
-    folder.mkdir(parents=True, exist_ok=True)
-    t = torch.arange(steps, dtype=torch.float32)
-    series = 20 + 5 * torch.sin(2 * torch.pi * t[:, None] / 24 + torch.arange(nodes)) + torch.arange(nodes)
-    header = (["timestamp"] if timestamps else []) + [f"s{i}" for i in range(nodes)]
-    rows = [",".join(header)]
-    for k, row in enumerate(series.tolist()):
-        stamp = [str(np.datetime64("2024-05-01T00:00") + np.timedelta64(60 * k, "m"))] if timestamps else []
-        rows.append(",".join(stamp + [f"{v:.3f}" for v in row]))
-    (folder / "series.csv").write_text("\n".join(rows) + "\n")
-    adj = torch.zeros(nodes, nodes)
-    idx = torch.arange(nodes - 1)
-    adj[idx, idx + 1] = adj[idx + 1, idx] = 1.0
-    (folder / "adjacency.csv").write_text("\n".join(",".join(f"{v:g}" for v in r) for r in adj.tolist()) + "\n")
-    return folder
-
-
-def run_cli(argv, capsys):
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse exits on a bad argument
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 SMALL_STGCN = ["--channels", "4,2,4", "--blocks", "1", "--kt", "2", "--input-len", "6", "--horizon", "2",
                "--predict-change", "--batch-size", "16", "--threads", "1"]
 
