@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 import helpers
-from helpers.exercises import all_exercises, check, get_exercise
+from helpers.exercises import NotYet, all_exercises, check, get_exercise
 
 
 def draw():
@@ -54,8 +54,9 @@ def test_setup_notebook_fixes_threads_and_print_options():
     assert str(torch.tensor([1 / 3])) == "tensor([0.3333])"
 
 
-def test_every_exercise_can_say_wrong_and_lets_stubs_raise(capsys):
-    """A checker that never says 'Not yet' cannot fail: feed each one a wrong answer and a stub."""
+def test_every_exercise_can_say_wrong_and_lets_stubs_raise():
+    """A checker that never says 'Not yet' cannot fail: feed each one a wrong answer and a stub.
+    A wrong answer must raise (an autograder scores an exercise by whether its check cell raises)."""
     exercises = all_exercises()
     assert exercises, "no exercises are registered"
 
@@ -63,8 +64,9 @@ def test_every_exercise_can_say_wrong_and_lets_stubs_raise(capsys):
         raise NotImplementedError
 
     for ex in exercises:
-        check(ex.id, lambda *args, **kwargs: None)
-        assert f"Not yet: exercise {ex.id}" in capsys.readouterr().out, ex.id
+        with pytest.raises(NotYet, match=rf"^Not yet: exercise {re.escape(ex.id)} .*Hint: "):
+            check(ex.id, lambda *args, **kwargs: None)
+        assert issubclass(NotYet, AssertionError)
         with pytest.raises(NotImplementedError):
             check(ex.id, stub)
 
@@ -76,8 +78,11 @@ def test_unknown_exercise_ids_are_a_clear_error(bad):
 
 
 def test_environment_yml_describes_the_same_environment(repo):
-    """conda/Binder users get the packages and ranges pyproject.toml declares, and the same torch `make` installs."""
-    declared = {(r.name, r.specifier) for r in map(Requirement, requires("metro-stgcn-workbook"))}
+    """conda/Binder users get the packages and ranges pyproject.toml declares, and the same torch `make` installs.
+    The extras for instructors and publishers (course, book) are left out: learners do not need them."""
+    optional = ('extra == "course"', 'extra == "book"')
+    declared = {(r.name, r.specifier) for r in map(Requirement, requires("metro-stgcn-workbook"))
+                if not any(m in str(r.marker) for m in optional)}
     env = (repo / "environment.yml").read_text()
     pip_lines = [line[len("      - "):] for line in env.splitlines() if line.startswith("      - ")]
     listed = {(r.name, r.specifier) for r in (Requirement(p) for p in pip_lines if not p.startswith("-"))}

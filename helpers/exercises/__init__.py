@@ -12,16 +12,17 @@ and the next cell checks it::
 
     check("01.2", busiest_station)
 
-`check` calls the function on test inputs and prints "Correct" or a hint; it never raises for
-a wrong answer, so a learner can keep going. The student edition (`make student`) replaces
-each solution region with `raise NotImplementedError(...)`; calling such a stub makes the
-check cell stop with that error, which tells the learner what is still to do.
+`check` calls the function on test inputs and prints "Correct", or raises `NotYet` (an
+AssertionError) whose message is a hint: the cell stops there, as an autograder needs. The
+student edition (`make student`, `make lab`) replaces each solution region with
+`raise NotImplementedError(...)`; calling such a stub makes the check cell stop with that
+error, which tells the learner what is still to do.
 
 Each notebook's exercises live in `helpers/exercises/nbNN.py` and are registered with the
 `exercise` decorator under an id "NN.k" (notebook number, exercise number); the hints they share
-are built by `helpers/exercises/hints.py`, and `helpers/exercises/editions.py` writes the student
-edition. This module holds the registry: `Exercise`, `exercise`, `get_exercise`, `all_exercises`
-and `check`.
+are built by `helpers/exercises/hints.py`, `helpers/exercises/editions.py` writes the student
+edition and `helpers/exercises/course.py` makes an nbgrader course. This module holds the registry:
+`Exercise`, `exercise`, `get_exercise`, `all_exercises`, `check` and `NotYet`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["Exercise", "exercise", "get_exercise", "all_exercises", "check"]
+__all__ = ["Exercise", "exercise", "get_exercise", "all_exercises", "check", "NotYet"]
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,19 @@ def all_exercises() -> list[Exercise]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def check(id: str, answer: object) -> None:
-    """Check the learner's `answer` to exercise `id` and print "Correct" or a hint.
+class NotYet(AssertionError):
+    """Raised by `check` for a wrong answer; its message is the hint."""
 
-    A `NotImplementedError` (an unsolved stub) propagates, so the cell shows what is missing.
-    Any other error raised by the answer is reported as a hint, not a crash.
+
+def check(id: str, answer: object) -> None:
+    """Check the learner's `answer` to exercise `id`: print "Correct", or raise `NotYet` with a hint.
+
+    Raising (an AssertionError) is what lets an autograder such as nbgrader score the exercise 0;
+    the traceback is reduced to the cell's own line and the hint. A `NotImplementedError` (an
+    unsolved stub) propagates unchanged, so the cell shows what is still to do. Any other error
+    raised by the answer is turned into a hint naming it.
     """
+    __tracebackhide__ = True  # IPython and pytest leave this frame out of the traceback
     ex = get_exercise(id)
     try:
         hint = ex.test(answer)
@@ -95,7 +103,6 @@ def check(id: str, answer: object) -> None:
         raise
     except Exception as exc:  # the learner's code failed: explain rather than crash
         hint = f"your code raised {type(exc).__name__}: {exc}"
-    if hint is None:
-        print(f"Correct: exercise {id} ({ex.title}).")
-    else:
-        print(f"Not yet: exercise {id} ({ex.title}). Hint: {hint}")
+    if hint is not None:
+        raise NotYet(f"Not yet: exercise {id} ({ex.title}). Hint: {hint}")
+    print(f"Correct: exercise {id} ({ex.title}).")
