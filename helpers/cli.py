@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,26 +30,36 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader
 
+from helpers.checks import check_int
 from helpers.data import (
     GraphTimeSeries,
     Splits,
-    add_time_of_day,
+    channel_first,
     load_csv_folder,
     load_los_loop,
     load_metro,
     make_splits,
+    read_holidays,
+    split_bounds,
 )
 from helpers.distributed import Runtime, setup_runtime, shutdown
 from helpers.files import load_checkpoint, write_atomic
+from helpers.graph import OPERATOR_LAYOUTS
 from helpers.models import STGCN, LSTMForecaster, STGCNConfig, baseline_forecast, count_parameters
 from helpers.notebook import seed_everything
 from helpers.plots import figure_png, plot_forecast
 from helpers.train import (
+    CLOCKS,
+    FORECASTS,
     LOSS_NAMES,
+    ForecastData,
     History,
     StopOnNonFiniteLoss,
+    forecast_in_units,
+    forecast_inputs,
     forecast_metrics,
     predict,
+    target_steps,
     train_forecaster,
 )
 
@@ -149,8 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=_positive(int), default=5,
                    help="epochs without improvement before stopping")
     p.add_argument("--loss", choices=LOSS_NAMES, default="mse")
-    p.add_argument("--time-of-day", action="store_true", help="give the model the clock: sin and "
-                   "cos of the time of day as two more input channels")
+    p.add_argument("--cross-gaps", action="store_true", help="let windows cross gaps in the "
+                   "timestamps (e.g. the night); by default each lies inside regular steps")
+    p.add_argument("--time-of-day", action="store_true", help="the same as --clock time")
+    p.add_argument("--clock", choices=CLOCKS, default="auto", help="inputs from the calendar: "
+                   "time of day (time), and day type (time+day); auto: time+day given timestamps")
+    p.add_argument("--forecast", choices=FORECASTS, default="auto", help="the reading (level) or "
+                   "its deviation from the historical average; auto: deviation given timestamps")
+    p.add_argument("--target", help="channel to forecast (default: the first; all are inputs)")
+    p.add_argument("--holidays", help="file of ISO dates, one a line: the non-working days")
     p.add_argument("--mape-min-target", type=_positive(float), help="leave targets below this out of MAPE "
                    "(default: 10 for metro counts, else 1e-6)")
     stgcn = p.add_argument_group("STGCN")
@@ -160,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     stgcn.add_argument("--kt", type=_positive(int), default=3, help="temporal kernel size")
     stgcn.add_argument("--ks", type=_positive(int), default=3, help="Chebyshev order")
     stgcn.add_argument("--graph-conv", choices=("cheb", "gcn"), default="cheb")
+    stgcn.add_argument("--graph-operator", choices=OPERATOR_LAYOUTS, default="auto", help="layout of the "
+                       "graph operator (auto: sparse for a large sparse graph, where it is faster)")
     stgcn.add_argument("--predict-change", action="store_true",
                        help="forecast the change from the last input step (persistence built in)")
     p.add_argument("--hidden", type=_positive(int), default=64, help="LSTM hidden size")
@@ -169,18 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- data and models -----------------------------------------------------------------------------
-def load_data(data: str, data_root: str | None = None, interval_minutes: int | None = None
-              ) -> GraphTimeSeries:
-    """The dataset named on the command line: "metro", "los-loop" or a folder of CSV files."""
-    if data == "metro":
-        return load_metro()
-    if data == "los-loop":
-        return load_los_loop(data_root)
+def load_data(data: str, data_root: str | None = None, interval_minutes: int | None = None,
+              holidays: str | None = None) -> GraphTimeSeries:
+    """The dataset named on the command line: "metro", "los-loop" or a folder of CSV files;
+    `holidays` (a file of ISO dates) replaces the dataset's own non-working days."""
+    if data in ("metro", "los-loop"):
+        ds = load_metro() if data == "metro" else load_los_loop(data_root)
+        if holidays is not None:
+            ds.meta["holidays"] = read_holidays(holidays)
+        return ds
     folder = Path(data)
     if not folder.is_dir():
         raise ValueError(f"--data: expected 'metro', 'los-loop' or a folder holding series.csv and "
                          f"adjacency.csv, got {data!r} (no such folder)")
-    return load_csv_folder(folder, interval_minutes)
+    return load_csv_folder(folder, interval_minutes, holidays=holidays)
 
 
 def build_model(args: argparse.Namespace, ds: GraphTimeSeries) -> nn.Module:
@@ -194,7 +217,7 @@ def build_model(args: argparse.Namespace, ds: GraphTimeSeries) -> nn.Module:
     config = STGCNConfig(num_nodes=ds.num_nodes, input_len=args.input_len, horizon=args.horizon,
                          in_channels=ds.num_channels, blocks=(args.channels,) * args.blocks,
                          Kt=args.kt, Ks=args.ks, graph_conv=args.graph_conv,
-                         predict_change=args.predict_change)
+                         predict_change=args.predict_change, graph_operator=args.graph_operator)
     return STGCN(config, ds.adjacency)
 
 
@@ -210,28 +233,35 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
     out = _out_folder(args)
     if args.resume:
         check_resume(args, out / "checkpoint.pt")
-    ds = load_data(args.data, args.data_root, args.interval_minutes)
-    if args.time_of_day:
-        ds = add_time_of_day(ds)
-    splits = make_splits(ds, args.input_len, args.horizon, fractions=args.split,
-                         per_node=args.per_node)
+    ds = channel_first(load_data(args.data, args.data_root, args.interval_minutes, args.holidays),
+                       args.target)
+    data = ForecastData(ds, None)  # baselines read the series as it is
+    if args.model not in _BASELINES:
+        data = forecast_inputs(ds, split_bounds(ds.num_steps, args.split)[0][1],
+                               "time" if args.time_of_day else args.clock, args.forecast)
+    splits = make_splits(data.ds, args.input_len, args.horizon, fractions=args.split,
+                         per_node=args.per_node, cross_gaps=args.cross_gaps)
     if args.model == "ha" and ds.timestamps is None:
         raise ValueError("--model ha needs timestamps: give series.csv a first column named "
                          "'timestamp'")
+    if args.model not in _BASELINES:
+        _check_sizes(args, data.ds, len(splits.train), runtime)  # before allocating anything
     if args.overwrite and runtime.is_main:  # the arguments and the data are good: replace the run
         for name in _RUN_FILES:
             (out / name).unlink(missing_ok=True)
     seed_everything(args.seed)
     result = {"data": args.data, "model": args.model, "nodes": ds.num_nodes,
               "input_len": args.input_len, "horizon": args.horizon,
-              "interval_minutes": ds.interval_minutes,
-              "unit": ds.meta.get("unit", ds.channel_names[0]), "test_windows": len(splits.test)}
+              "interval_minutes": ds.interval_minutes, "target": ds.channel_names[0],
+              "inputs": data.ds.channel_names,
+              "unit": ds.meta.get("unit", ds.channel_names[0]), "test_windows": len(splits.test),
+              "windows_across_gaps_removed": splits.removed}
     if args.model in _BASELINES:
         pred, target = baseline_forecast(args.model, ds, splits)
         result |= {"parameters": 0, "epochs_run": 0}
         out.mkdir(parents=True, exist_ok=True)
     else:
-        pred, target, trained = _train_and_predict(args, ds, splits, out, runtime)
+        pred, target, trained = _train_and_predict(args, ds, data, splits, out, runtime)
         result |= trained
     min_target = args.mape_min_target
     if min_target is None:
@@ -243,6 +273,16 @@ def run(args: argparse.Namespace, runtime: Runtime) -> dict:
         png = _forecast_png(ds, splits, pred, target, f"{args.model} on {args.data}")
         write_atomic(out / "predictions.png", png)
     return result
+
+
+def _check_sizes(args: argparse.Namespace, ds: GraphTimeSeries, windows: int, runtime: Runtime):
+    """Refuse, before allocating, a batch larger than the training set or a model too big to train."""
+    if args.batch_size > windows:
+        raise ValueError(f"--batch-size: expected at most the {windows} training windows, got {args.batch_size}")
+    dense = argparse.Namespace(**{**vars(args), "graph_operator": "dense"})  # meta: no sparse mm
+    sizes = ("hidden",) if args.model == "lstm" else ("channels", "blocks", "input_len")
+    runtime.check_memory(lambda: build_model(dense, ds), (args.batch_size, args.input_len, ds.num_nodes,
+                         ds.num_channels), " ".join(_option(k, _plain(vars(args)[k])) for k in (*sizes, "batch_size")))
 
 
 def _out_folder(args: argparse.Namespace) -> Path:
@@ -260,6 +300,11 @@ def _out_folder(args: argparse.Namespace) -> Path:
     if found and not (args.resume or args.overwrite):
         raise ValueError(f"--out: {out} already holds a run ({', '.join(found)}); pass --resume to "
                          f"continue it, --overwrite to replace it, or choose another --out")
+    nearest = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    try:  # found now, not after an epoch of training
+        tempfile.TemporaryFile(dir=nearest).close()
+    except OSError as exc:
+        raise OSError(f"--out: expected a folder it can write in, got {out} ({exc.strerror})") from None
     return out
 
 
@@ -267,7 +312,8 @@ def _out_folder(args: argparse.Namespace) -> Path:
 _RUN_FILES = ("checkpoint.pt", "metrics.json", "predictions.png")
 #: What a resumed run may change: how long it trains, where it runs, what it prints.
 _RESUME_FREE = frozenset({"epochs", "patience", "resume", "overwrite", "out", "json", "device",
-                          "backend", "threads", "data_root", "mape_min_target"})
+                          "backend", "threads", "data_root", "mape_min_target",
+                          "graph_operator"})
 #: Options that only one of the networks reads (the other's may differ on resume).
 _ONLY_FOR = {"stgcn": {"hidden"}, "lstm": {"channels", "blocks", "kt", "ks", "graph_conv",
                                            "predict_change"}}
@@ -309,11 +355,12 @@ def check_resume(args: argparse.Namespace, path: Path) -> None:
                          f"expected --epochs >= {ckpt['epoch']}, got {args.epochs}")
 
 
-def _train_and_predict(args: argparse.Namespace, ds: GraphTimeSeries, splits: Splits, out: Path,
-                       runtime: Runtime) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Train the network of --model (checkpoint in `out`) and forecast the test part in original
-    units; returns (predictions, targets, the run's entries of the results)."""
-    model = build_model(args, ds).to(runtime.device)
+def _train_and_predict(args: argparse.Namespace, ds: GraphTimeSeries, data: ForecastData,
+                       splits: Splits, out: Path, runtime: Runtime
+                       ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Train the network of --model on `data` (checkpoint in `out`) and forecast the test part in
+    the units of `ds`; returns (predictions, targets, the run's entries of the results)."""
+    model = build_model(args, data.ds).to(runtime.device)
     out.mkdir(parents=True, exist_ok=True)
     plain_args = {k: _plain(v) for k, v in vars(args).items()}
     checkpoint = out / "checkpoint.pt"
@@ -327,7 +374,7 @@ def _train_and_predict(args: argparse.Namespace, ds: GraphTimeSeries, splits: Sp
                                runtime=runtime)
     _check_finite(history, checkpoint)
     pred, _ = predict(model, DataLoader(splits.test, batch_size=256), device=runtime.device)
-    pred = splits.scaler.inverse_transform(pred.double(), channel=0)
+    pred = forecast_in_units(pred, splits, data)
     target = baseline_forecast("persistence", ds, splits)[1]  # the data's own units, never unscaled
     return pred, target, {"parameters": count_parameters(model),
                           "epochs_run": len(history.train_loss), "best_epoch": history.best_epoch,
@@ -385,15 +432,16 @@ def _forecast_png(ds: GraphTimeSeries, splits: Splits, pred: torch.Tensor, targe
     """Truth and forecast (first and last horizon step) at the busiest node over the first days of
     the test part."""
     node = int(torch.nan_to_num(target[:, 0]).mean(dim=0).argmax())
-    first_target = splits.bounds[2][0] + splits.test.inputs.shape[1]
+    first = target_steps(splits)[:, 0].contiguous()  # the first step each test window forecasts
     samples = min(len(target), 3 * 1440 // ds.interval_minutes)
     stamps = ds.timestamps
-    times = stamps[first_target:first_target + samples] if stamps is not None else None
+    times = stamps[first[:samples].numpy()] if stamps is not None else None
     horizon = target.shape[1]
     forecasts = {f"{ds.interval_minutes} min ahead": pred[:samples, 0, node]}
-    if horizon > 1:  # the forecast made horizon steps earlier for the same time
-        late = torch.full((samples,), float("nan"))
-        late[horizon - 1:] = pred[: samples - horizon + 1, -1, node]
+    if horizon > 1:  # the forecast made horizon steps earlier for the same time (none after a gap)
+        last = first + horizon - 1
+        earlier = torch.searchsorted(last, first[:samples]).clamp(max=len(last) - 1)
+        late = torch.where(last[earlier] == first[:samples], pred[earlier, -1, node], float("nan"))
         forecasts[f"{horizon * ds.interval_minutes} min ahead"] = late
     fig = Figure(figsize=(8.0, 3.0), dpi=90, layout="constrained")
     plot_forecast(target[:samples, 0, node], forecasts, times, ax=fig.subplots(),
@@ -418,8 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # a bad argument exits here with status 2 and one line
     try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        if args.threads:  # more threads than CPUs can crash torch
+            torch.set_num_threads(check_int("--threads", args.threads, 1, os.cpu_count()))
         runtime = setup_runtime(args.device, args.backend)
         result = run(args, runtime)
     except (ValueError, OSError) as exc:  # OSError: missing or unreadable files, failed downloads
@@ -428,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: checkpoints are written atomically, the last one is whole
+        print("interrupted; resume with --resume", file=sys.stderr)
+        return 130
     if runtime.is_main:
         _print_report(result, args.json)
     if runtime.world_size > 1:

@@ -86,3 +86,41 @@ def test_a_shuffled_split_inflates_the_score_of_a_forecaster_that_remembers(metr
     assert late.sum() > 100
     assert errors.mean() < 0.95 * chronological
     assert errors[late].mean() < 0.9 * chronological
+
+
+def test_a_zero_deviation_forecast_is_the_historical_average():
+    """forecast_inputs(forecast="deviation") + forecast_in_units: a network that predicts no deviation from the
+    profile forecasts exactly what the historical-average baseline forecasts, on the same windows."""
+    from helpers.data import make_splits, split_bounds
+    from helpers.models import baseline_forecast, historical_average
+    from helpers.train import forecast_in_units, forecast_inputs, target_steps
+
+    ds = load_metro()
+    fit_stop = split_bounds(ds.num_steps)[0][1]
+    data = forecast_inputs(ds, fit_stop, clock="time+day", forecast="deviation")
+    assert data.ds.channel_names == ["inflow_deviation", "outflow", "time_sin", "time_cos", "day_off"]
+    splits = make_splits(data.ds, 12, 3)
+    zero = splits.scaler.transform(torch.zeros(1, ds.num_nodes, data.ds.num_channels))[..., 0]  # scaled 0
+    pred = forecast_in_units(zero.expand(len(splits.test), 3, -1), splits, data)
+    ha, target = baseline_forecast("ha", ds, splits)
+    torch.testing.assert_close(pred.float(), ha, atol=1e-3, rtol=0)
+    steps = target_steps(splits)
+    torch.testing.assert_close(target, ds.values[steps, :, 0], equal_nan=True)
+    torch.testing.assert_close(data.profile, historical_average(ds, fit_stop))
+
+
+def test_clock_inputs_results_back_the_command_lines_defaults():
+    """benchmarks/results/clock_inputs.json (3 seeds): with the clock and the deviation from the profile (the
+    command line's default given timestamps) every STGCN run beats the historical average and persistence,
+    trained on the first week and on all weeks, and beats forecasting the level with the clock."""
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[1] / "benchmarks/results/clock_inputs.json").read_text())
+    assert {"machine", "torch", "load_average_before", "seeds", "epochs"} <= set(record["conditions"])
+    assert len(record["conditions"]["seeds"]) >= 3
+    for regime in ("first week", "all weeks"):
+        table = record["results"][regime]
+        best = table["stgcn clock+deviation"]["mae"]
+        assert best["max"] < min(table["ha"]["mae"], table["persistence"]["mae"]), regime
+        assert best["max"] < table["stgcn clock"]["mae"]["min"], regime

@@ -171,9 +171,14 @@ def test_csv_folder_rejects_bad_files(tmp_path, series, adjacency, message):
 
 
 def test_csv_folder_rejects_uneven_timestamps_and_missing_files(tmp_path):
+    # a step of 10 minutes in a 5-minute series is a gap (kept as data); one of 7 minutes is an error
     write(tmp_path / "series.csv", "timestamp,a\n2024-01-01T00:00,1\n2024-01-01T00:05,2\n2024-01-01T00:15,3\n")
     write(tmp_path / "adjacency.csv", "0\n")
-    with pytest.raises(ValueError, match=r"expected evenly spaced increasing timestamps, got steps of \[5, 10\]"):
+    assert load_csv_folder(tmp_path).segments == [(0, 2), (2, 3)]
+    write(tmp_path / "series.csv", "timestamp,a\n2024-01-01T00:00,1\n2024-01-01T00:05,2\n2024-01-01T00:12,3\n")
+    with pytest.raises(ValueError, match=r"^series.csv: timestamps: expected increasing times 5 minutes apart .* "
+                                         r"got a step of 7 minutes at step 2 "
+                                         r"\(2024-01-01T00:05 -> 2024-01-01T00:12\)$"):
         load_csv_folder(tmp_path)
     with pytest.raises(FileNotFoundError, match="expected series.csv"):
         load_csv_folder(tmp_path / "nowhere")
@@ -188,7 +193,8 @@ def test_csv_folder_counts_columns_as_the_file_shows_them(tmp_path):
     with pytest.raises(ValueError, match=r"series.csv: expected ISO times in the timestamp column, got"):
         load_csv_folder(tmp_path)
     write(tmp_path / "series.csv", "timestamp,a,b\n2024-01-01T00:00,1,2\n2024-01-01T00:05,3,4\n")
-    with pytest.raises(ValueError, match=r"interval_minutes: expected 5 \(the timestamps' step\), got 15"):
+    with pytest.raises(ValueError, match=r"series.csv: timestamps: expected increasing times 15 minutes apart .* "
+                                         r"got a step of 5 minutes at step 1"):
         load_csv_folder(tmp_path, interval_minutes=15)
     assert load_csv_folder(tmp_path).interval_minutes == 5
 

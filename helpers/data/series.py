@@ -1,13 +1,18 @@
 """The container of every dataset: `GraphTimeSeries`, and what reshapes one.
 
 - `GraphTimeSeries`: values (time, nodes, channels), an adjacency (nodes, nodes), the step length,
-  node names and optional coordinates, timestamps and extras; validated when it is built.
+  node names and optional coordinates, timestamps and extras; validated when it is built. Its
+  timestamps may have gaps (a metro closes at night): `segments` are the regular stretches.
 - `check_adjacency`: the adjacency rules, for a matrix on its own.
-- `select_nodes` (a sub-network, e.g. one station) and `add_time_of_day` (clock channels).
+- `select_nodes` (a sub-network, e.g. one station), `add_time_of_day` and `add_day_type` (clock
+  and calendar channels), `channel_first` (the channel to forecast moved to the front).
 - `DATA_DIR`: the repository's data folder, where the shipped and downloaded datasets live.
 
 Conventions shared by every dataset:
 - A missing reading is NaN in `values` (metrics in `helpers.metrics` ignore it).
+- A gap in time (the night, a missing day) is kept as data, never filled: the timestamps jump, and
+  every step is a whole number of intervals. `segments` lists the stretches without a jump; windows
+  (`helpers.data.windows`) stay inside one segment unless asked to cross.
 - The adjacency holds non-negative weights, larger = closer, and a ZERO diagonal: no self-loops.
   Graph layers add self-loops themselves (the GCN rule uses A + I); a file that stores them
   (Los-loop does) has its diagonal set to zero when it is loaded, so no dataset counts a self-loop
@@ -19,13 +24,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from helpers.checks import check_int
-from helpers.data.calendar import time_of_day_index
+from helpers.data.calendar import (
+    day_type,
+    infer_interval_minutes,
+    segment_bounds,
+    time_of_day_index,
+)
 
 #: The repository's data folder (works from a notebook in notebooks/ and from an editable install).
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -39,7 +50,9 @@ class GraphTimeSeries:
         accepted and given one channel.
     adjacency: (nodes, nodes) float32, non-negative and finite, larger = closer, zero diagonal
         (no self-loops; see the module docstring). It may be asymmetric (a directed graph).
-    interval_minutes: minutes between consecutive steps.
+    interval_minutes: minutes between consecutive steps within a segment; None infers it from the
+        timestamps (their smallest step). Every step between timestamps must be a whole multiple
+        of it: a longer step is a gap (e.g. the night), which splits the series into `segments`.
     node_names: one unique string per node.
     coords: (nodes, 2) positions for drawing (x, y), or None.
     timestamps: numpy datetime64[m] array (time,) with the start of each step, or None.
@@ -51,7 +64,7 @@ class GraphTimeSeries:
 
     values: torch.Tensor
     adjacency: torch.Tensor
-    interval_minutes: int
+    interval_minutes: int | None
     node_names: list[str]
     coords: torch.Tensor | None = None
     timestamps: np.ndarray | None = None
@@ -71,7 +84,13 @@ class GraphTimeSeries:
             raise ValueError("values: expected finite numbers or NaN (missing), got +/-inf")
         num_steps, num_nodes, num_channels = values.shape
         adjacency = check_adjacency(self.adjacency, num_nodes)
-        check_int("interval_minutes", self.interval_minutes)
+        interval = self.interval_minutes
+        if interval is None:
+            if self.timestamps is None:
+                raise ValueError("interval_minutes: expected minutes per step (or timestamps to "
+                                 "infer it from), got None and no timestamps")
+            interval = infer_interval_minutes(self.timestamps)
+        check_int("interval_minutes", interval)
 
         names = list(self.node_names)
         if len(names) != num_nodes or not all(isinstance(n, str) for n in names):
@@ -91,7 +110,9 @@ class GraphTimeSeries:
                     f"got shape {tuple(coords.shape)}"
                 )
 
-        timestamps = None if self.timestamps is None else _checked_times(self.timestamps, num_steps)
+        timestamps = self.timestamps
+        if timestamps is not None:
+            timestamps = _checked_times(timestamps, num_steps, interval)
         channels = self.channel_names
         if channels is None:
             several = [f"channel_{k}" for k in range(num_channels)]
@@ -104,6 +125,7 @@ class GraphTimeSeries:
 
         for name, value in [
             ("values", values),
+            ("interval_minutes", interval),
             ("adjacency", adjacency),
             ("node_names", names),
             ("coords", coords),
@@ -124,11 +146,22 @@ class GraphTimeSeries:
     def num_channels(self) -> int:
         return self.values.shape[2]
 
+    @cached_property
+    def segments(self) -> list[tuple[int, int]]:
+        """The regular stretches of the series: [(start, stop), ...] step indices, in order, with
+        consecutive steps exactly `interval_minutes` apart inside each and a gap between two.
+        Without timestamps the whole series is one segment."""
+        if self.timestamps is None:
+            return [(0, self.num_steps)]
+        return segment_bounds(self.timestamps, self.interval_minutes)
+
     def __repr__(self) -> str:
         missing = torch.isnan(self.values).float().mean().item()
         span = ""
         if self.timestamps is not None:
             span = f", {self.timestamps[0]} .. {self.timestamps[-1]}"
+            if len(self.segments) > 1:
+                span += f" in {len(self.segments)} segments"
         return (
             f"GraphTimeSeries(steps={self.num_steps}, nodes={self.num_nodes}, "
             f"channels={self.channel_names}, interval={self.interval_minutes} min, "
@@ -147,8 +180,9 @@ def _as_float32_tensor(x, name: str) -> torch.Tensor:
     return x.to(torch.float32)
 
 
-def _checked_times(timestamps, num_steps: int) -> np.ndarray:
-    """`timestamps` as datetime64[m], checked: one per step, strictly increasing."""
+def _checked_times(timestamps, num_steps: int, interval_minutes: int) -> np.ndarray:
+    """`timestamps` as datetime64[m], checked: one per step, strictly increasing, every step a
+    whole multiple of `interval_minutes` (a longer step is a gap)."""
     timestamps = np.asarray(timestamps)
     if timestamps.dtype.kind != "M" or timestamps.shape != (num_steps,):
         raise ValueError(
@@ -156,9 +190,17 @@ def _checked_times(timestamps, num_steps: int) -> np.ndarray:
             f"got dtype {timestamps.dtype} and shape {timestamps.shape}"
         )
     timestamps = timestamps.astype("datetime64[m]")
-    if num_steps > 1 and not (np.diff(timestamps) > np.timedelta64(0, "m")).all():
+    steps = np.diff(timestamps).astype(np.int64)  # minutes
+    bad = np.flatnonzero((steps <= 0) | (steps % interval_minutes != 0))
+    if bad.size:
+        i = int(bad[0])
+        step = int(steps[i])
+        what = (f"a step of {step} minutes" if step > 0 else
+                "a repeated time" if step == 0 else "a step back")
         raise ValueError(
-            "timestamps: expected strictly increasing times, got a repeat or a step back"
+            f"timestamps: expected increasing times {interval_minutes} minutes apart or a whole "
+            f"multiple of that (a gap), got {what} at step {i + 1} "
+            f"({timestamps[i]} -> {timestamps[i + 1]})"
         )
     return timestamps
 
@@ -252,3 +294,30 @@ def add_time_of_day(ds: GraphTimeSeries) -> GraphTimeSeries:
     channels = [*ds.channel_names, "time_sin", "time_cos"]
     return GraphTimeSeries(values, ds.adjacency, ds.interval_minutes, ds.node_names, ds.coords,
                            ds.timestamps, channels, dict(ds.meta))
+
+
+def add_day_type(ds: GraphTimeSeries) -> GraphTimeSeries:
+    """The dataset with one more channel, "day_off": 1 on Saturdays, Sundays and the holidays in
+    ds.meta["holidays"], else 0, the same at every node (`helpers.data.day_type`). Needs
+    timestamps."""
+    if ds.timestamps is None:
+        raise ValueError("add_day_type: expected a dataset with timestamps, got timestamps=None")
+    off = day_type(ds.timestamps, ds.meta.get("holidays", ())).float()  # (time,)
+    values = torch.cat([ds.values, off[:, None, None].expand(-1, ds.num_nodes, 1)], dim=-1)
+    return GraphTimeSeries(values, ds.adjacency, ds.interval_minutes, ds.node_names, ds.coords,
+                           ds.timestamps, [*ds.channel_names, "day_off"], dict(ds.meta))
+
+
+def channel_first(ds: GraphTimeSeries, channel: str | None) -> GraphTimeSeries:
+    """The dataset with channel `channel` (a name; None = keep the order) moved to position 0, the
+    others after it in their order: the workbook's models and baselines forecast channel 0."""
+    if channel is None or channel == ds.channel_names[0]:
+        return ds
+    if channel not in ds.channel_names:
+        raise ValueError(f"target: expected one of the channels {ds.channel_names}, "
+                         f"got {channel!r}")
+    k = ds.channel_names.index(channel)
+    order = [k, *(i for i in range(ds.num_channels) if i != k)]
+    return GraphTimeSeries(ds.values[..., order], ds.adjacency, ds.interval_minutes, ds.node_names,
+                           ds.coords, ds.timestamps, [ds.channel_names[i] for i in order],
+                           dict(ds.meta))

@@ -1,7 +1,9 @@
 """From a series to supervised samples: windows, chronological splits, scaling and loaders.
 
 - `sliding_windows` (zero-copy input/target windows) and `TimeSeriesWindows` (the `Dataset` around
-  them).
+  them). The windows rule: a window never crosses a gap in the timestamps (a metro's night), so a
+  dataset keeps only the windows inside one segment (`window_starts`, index arithmetic on the same
+  views) unless `cross_gaps=True`; `count_windows` says how many the rule removes.
 - `split_bounds` / `make_splits` (chronological train/val/test parts with no window crossing a
   boundary, returned as `Splits`) and `StandardScaler` (z-score fitted on the training part only).
 - `shuffled_loader`: a `DataLoader` whose order depends on its seed alone.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -50,44 +53,118 @@ def _check_windows(x: torch.Tensor, input_len, output_len, stride) -> None:
         )
 
 
+_Segments = Sequence[tuple[int, int]]
+
+
+def window_starts(segments: _Segments, input_len: int, output_len: int,
+                  stride: int = 1) -> torch.Tensor:
+    """The first step of every window that lies inside one segment: (samples,) int64, ascending.
+
+    segments: [(start, stop), ...] regular stretches of a series (`GraphTimeSeries.segments`).
+    In each segment the windows start at start, start + stride, ... while input_len + output_len
+    steps still fit before stop; a segment shorter than that gives none.
+    """
+    for name, value in (("input_len", input_len), ("output_len", output_len), ("stride", stride)):
+        check_int(name, value)
+    length = input_len + output_len
+    starts = [torch.arange(a, b - length + 1, stride) for a, b in segments if b - a >= length]
+    return torch.cat(starts) if starts else torch.zeros(0, dtype=torch.int64)
+
+
+def clip_segments(segments: _Segments, start: int, stop: int) -> list[tuple[int, int]]:
+    """The segments' parts inside steps [start, stop), counted from `start` (for a split part)."""
+    clipped = [(max(a, start) - start, min(b, stop) - start) for a, b in segments]
+    return [(a, b) for a, b in clipped if b > a]
+
+
+class WindowCount(NamedTuple):
+    """What the windows rule does to a series: `total` windows if gaps were ignored, `kept`
+    inside one segment, `removed` = total - kept (those that would cross a gap)."""
+
+    total: int
+    kept: int
+    removed: int
+
+
+def count_windows(ds: GraphTimeSeries, input_len: int, output_len: int,
+                  stride: int = 1) -> WindowCount:
+    """How many (input_len, output_len) windows of the whole series `ds` the windows rule keeps and
+    how many it removes because they would cross a gap (e.g. run from 23:15 into the next morning).
+    """
+    total = max(0, (ds.num_steps - input_len - output_len) // stride + 1)
+    kept = len(window_starts(ds.segments, input_len, output_len, stride))
+    return WindowCount(total, kept, total - kept)
+
+
 class TimeSeriesWindows(Dataset):
     """Map-style Dataset of sliding windows over a series (zero-copy: items are views).
 
-    values: (time, nodes, channels), (time, nodes) or (time,).
+    values: (time, nodes, channels), (time, nodes) or (time,) tensor, or a `GraphTimeSeries` (its
+        values and its segments).
     Item i is (x, y):
       3-d values: x (input_len, nodes, channels), y (output_len, nodes) = channel `target_channel`
                   (target_channel=None keeps every channel: y (output_len, nodes, channels));
       2-d values: x (input_len, nodes), y (output_len, nodes);
       1-d values: x (input_len,), y (output_len,).
     fill_value: if not None, NaN (missing) in x is replaced by it (y keeps NaN for masked metrics).
-    `inputs` and `targets` hold every window at once: (samples, input_len, ...),
-    (samples, output_len, ...).
+    segments: [(start, stop), ...] regular stretches of the series; windows stay inside one (the
+        windows rule). Default: a GraphTimeSeries' own `segments`, else the whole series.
+    cross_gaps: True ignores the segments, so windows may run across a gap (the old behaviour).
+    `starts` (samples,) holds the first step of each window; `removed` counts the windows the rule
+    dropped. `inputs` and `targets` hold every window at once: (samples, input_len, ...),
+    (samples, output_len, ...); views of the series when no window was dropped, else gathered.
     """
 
     def __init__(
         self,
-        values: torch.Tensor,
+        values: torch.Tensor | GraphTimeSeries,
         input_len: int,
         output_len: int,
         stride: int = 1,
         target_channel: int | None = 0,
         fill_value: float | None = None,
+        segments: _Segments | None = None,
+        cross_gaps: bool = False,
     ):
-        self.inputs, targets = sliding_windows(values, input_len, output_len, stride)
+        if isinstance(values, GraphTimeSeries):
+            segments = values.segments if segments is None else segments
+            values = values.values
+        self._all_inputs, targets = sliding_windows(values, input_len, output_len)
         if values.ndim == 3 and target_channel is not None:
             check_int("target_channel", target_channel, 0, values.shape[2] - 1)
             targets = targets[..., target_channel]
-        self.targets = targets
-        self.fill_value = fill_value
+        self._all_targets = targets
+        self.input_len, self.output_len, self.fill_value = input_len, output_len, fill_value
+        whole = [(0, values.shape[0])]
+        self.starts = window_starts(whole if cross_gaps or segments is None else segments,
+                                    input_len, output_len, stride)
+        every = window_starts(whole, input_len, output_len, stride)
+        self.removed = len(every) - len(self.starts)
+        self._strided = torch.equal(self.starts, every)  # all kept: a strided view suffices
+        self._stride = stride
+        self._index = self.starts.tolist()
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        if self._strided:
+            return self._all_inputs[:: self._stride]
+        return self._all_inputs[self.starts]
+
+    @property
+    def targets(self) -> torch.Tensor:
+        if self._strided:
+            return self._all_targets[:: self._stride]
+        return self._all_targets[self.starts]
 
     def __len__(self) -> int:
-        return self.inputs.shape[0]
+        return len(self._index)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.inputs[index]
+        start = self._index[index]
+        x = self._all_inputs[start]
         if self.fill_value is not None:
             x = torch.nan_to_num(x, nan=self.fill_value)
-        return x, self.targets[index]
+        return x, self._all_targets[start]
 
 
 def split_bounds(num_steps: int,
@@ -190,6 +267,11 @@ class Splits:
     scaler: StandardScaler
     bounds: list[tuple[int, int]]
 
+    @property
+    def removed(self) -> int:
+        """Windows the windows rule dropped in the three parts (they would cross a gap)."""
+        return self.train.removed + self.val.removed + self.test.removed
+
 
 def make_splits(
     ds: GraphTimeSeries | torch.Tensor,
@@ -200,12 +282,15 @@ def make_splits(
     target_channel: int | None = 0,
     per_node: bool = False,
     fill_value: float | None = 0.0,
+    cross_gaps: bool = False,
 ) -> Splits:
     """Chronological train/val/test window datasets, scaled with statistics of the training part.
 
     ds: a GraphTimeSeries or a values tensor (time, nodes, channels).
     Each part is windowed on its own, so no window crosses a boundary (each part loses
-    input_len + output_len - 1 start positions at its end). Inputs and targets are both scaled;
+    input_len + output_len - 1 start positions at its end), and inside a part no window crosses a
+    gap in ds's timestamps (`ds.segments`; `splits.removed` counts the windows this drops) unless
+    cross_gaps=True. A values tensor has no timestamps: one segment. Inputs and targets are scaled;
     missing inputs become `fill_value` (0.0 = the training mean), missing targets stay NaN.
     Get passengers back with `splits.scaler.inverse_transform(y, channel=target_channel)`.
     """
@@ -224,8 +309,17 @@ def make_splits(
             )
     scaler = StandardScaler(per_node=per_node).fit(values[bounds[0][0] : bounds[0][1]])
     scaled = scaler.transform(values)
+    segments = ds.segments if isinstance(ds, GraphTimeSeries) else [(0, values.shape[0])]
     windows = (input_len, output_len, stride, target_channel, fill_value)
-    parts = [TimeSeriesWindows(scaled[start:stop], *windows) for start, stop in bounds]
+    parts = [TimeSeriesWindows(scaled[start:stop], *windows, clip_segments(segments, start, stop),
+                               cross_gaps) for start, stop in bounds]
+    for part, name in zip(parts, ("train", "val", "test"), strict=True):
+        if len(part) == 0:
+            raise ValueError(
+                f"{name} part: expected at least one window of {input_len + output_len} steps "
+                f"inside a segment without gaps, got none (segments too short; shorten the "
+                f"windows or pass cross_gaps=True)"
+            )
     return Splits(*parts, scaler=scaler, bounds=bounds)
 
 

@@ -5,12 +5,18 @@
 - `models.stgcn`: the STGCN in parts: `TemporalGatedConv`, `STConvBlock`, `OutputBlock`, `Align`,
   `STGCN` built from an `STGCNConfig`, plus `graph_operator` and `count_parameters` (notebook 08).
 - `models.baselines`: forecasts without training: `nearest_neighbour_forecast` (notebook 03),
-  `historical_average`, and `baseline_forecast` (persistence or historical average on a split).
+  `historical_average`, `subtract_profile` (the deviation from it), and `baseline_forecast`
+  (persistence or historical average on a split).
 
 Training these models (`train_forecaster`, `fit_lstm_forecaster`) lives in `helpers.train`.
 """
 
-from helpers.models.baselines import baseline_forecast, historical_average, nearest_neighbour_forecast
+from helpers.models.baselines import (
+    baseline_forecast,
+    historical_average,
+    nearest_neighbour_forecast,
+    subtract_profile,
+)
 from helpers.models.lstm import LSTMCellFromScratch, LSTMForecaster, gradient_norms_through_time, unroll
 from helpers.models.stgcn import (
     GATES,
@@ -27,6 +33,7 @@ from helpers.models.stgcn import (
 )
 
 __all__ = [
+    "subtract_profile",
     "LSTMCellFromScratch",
     "unroll",
     "LSTMForecaster",

@@ -5,6 +5,7 @@
   training windows profits directly from training windows that overlap the test windows in time.
 - `historical_average`: every step forecast as the mean of its time-of-day slot (and day type) over
   the training part.
+- `subtract_profile`: the series minus its historical average (what is left for a model to learn).
 - `baseline_forecast`: persistence (the last reading, repeated) or the historical average for every
   window of a part of `helpers.data.make_splits`, in original units.
 """
@@ -87,12 +88,28 @@ def historical_average(ds: GraphTimeSeries, fit_stop: int, channel: int = 0) -> 
     return average[key].float()
 
 
+def subtract_profile(ds: GraphTimeSeries, fit_stop: int) -> tuple[GraphTimeSeries, torch.Tensor]:
+    """Channel 0 of `ds` minus its historical average (fitted on steps before `fit_stop`):
+    (the dataset with channel 0 = deviation, renamed "<name>_deviation"; the profile (time, nodes)).
+
+    A forecaster of the deviation adds the profile back: forecast = profile + predicted deviation.
+    In metro data the daily profile explains most of a count; what is left is what a model learns.
+    """
+    profile = historical_average(ds, fit_stop)
+    values = ds.values.clone()
+    values[..., 0] -= profile
+    channels = [f"{ds.channel_names[0]}_deviation", *ds.channel_names[1:]]
+    return GraphTimeSeries(values, ds.adjacency, ds.interval_minutes, ds.node_names, ds.coords,
+                           ds.timestamps, channels, dict(ds.meta)), profile
+
+
 def baseline_forecast(name: str, ds: GraphTimeSeries, splits, part: str = "test"
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forecasts of a baseline for every window of a part of `make_splits`, in original units.
 
     name: "persistence" (the last input step, repeated) or "ha" (historical average by time of day
-    and day type, fitted on the training part). splits: `make_splits(ds, ...)` with stride 1.
+    and day type, fitted on the training part). splits: `make_splits(ds, ...)`; the forecasts are
+    for the same windows (`windows.starts`), so none crosses a gap unless the splits' windows do.
     Returns (predictions, targets), each (samples, horizon, nodes). Both come from `ds.values`
     (channel 0) in the data's own units, never from the scaled windows unscaled again: one huge
     reading makes the scaler's std huge, and float32 values scaled by it lose every ordinary
@@ -101,11 +118,13 @@ def baseline_forecast(name: str, ds: GraphTimeSeries, splits, part: str = "test"
     """
     windows = getattr(splits, part)
     start, stop = splits.bounds[("train", "val", "test").index(part)]
-    input_len, horizon = windows.inputs.shape[1], windows.targets.shape[1]
+    input_len, horizon = windows.input_len, windows.output_len
     inputs, target = sliding_windows(ds.values[start:stop, :, 0], input_len, horizon)
-    if target.shape != windows.targets.shape:
-        raise ValueError(f"splits: expected the {part} windows of make_splits(ds, ...) with stride 1,"
-                         f" {tuple(target.shape)}, got {tuple(windows.targets.shape)}")
+    if not len(windows) or int(windows.starts.max()) >= target.shape[0]:
+        raise ValueError(f"splits: expected the {part} windows of make_splits(ds, ...) on this "
+                         f"dataset ({target.shape[0]} window starts), got windows starting up to "
+                         f"{int(windows.starts.max()) if len(windows) else 'none'}")
+    inputs, target = inputs[windows.starts], target[windows.starts]  # the same windows as a model
     if name == "persistence":
         last = inputs[:, -1:]
         if windows.fill_value is not None:  # what a model sees where the last reading is missing
@@ -115,7 +134,7 @@ def baseline_forecast(name: str, ds: GraphTimeSeries, splits, part: str = "test"
         pred = last.expand(-1, horizon, -1)
     elif name == "ha":
         average = historical_average(ds, fit_stop=splits.bounds[0][1])  # (time, nodes)
-        pred = sliding_windows(average[start:stop], input_len, horizon)[1]
+        pred = sliding_windows(average[start:stop], input_len, horizon)[1][windows.starts]
     else:
         raise ValueError(f"baseline must be 'persistence' or 'ha', got {name!r}")
     return pred.contiguous(), target.contiguous()

@@ -1,5 +1,6 @@
 """Forecasts of a trained model and their errors: `predict`, `evaluate` (masked MAE, RMSE and MAPE
-per horizon step, in original units) and `forecast_metrics` (the same table for given forecasts)."""
+per horizon step, in original units) and `forecast_metrics` (the same table for given forecasts);
+`target_steps`: which steps of the series each window of a split forecasts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from helpers.data import Splits
 from helpers.metrics import horizon_metrics, masked_mae, masked_mape, masked_rmse
 from helpers.train.loop import _check_loader
 
@@ -82,3 +84,12 @@ def forecast_metrics(pred: torch.Tensor, target: torch.Tensor, null_value: float
         "mape": masked_mape(pred, target, null_value, min_target=min_target).item(),
     }
     return table
+
+
+def target_steps(splits: Splits, part: str = "test") -> torch.Tensor:
+    """The steps of the whole series that the windows of one part of `make_splits` forecast:
+    (samples, horizon) int64 (a window's targets are consecutive; windows skip gaps)."""
+    windows = getattr(splits, part)
+    start = splits.bounds[("train", "val", "test").index(part)][0]
+    first = start + windows.starts + windows.input_len  # (samples,)
+    return first[:, None] + torch.arange(windows.output_len)
