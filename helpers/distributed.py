@@ -110,6 +110,35 @@ class Runtime:
         dist.broadcast(t, src=0)
         return t.item()
 
+    def check_memory(self, build: Callable[[], nn.Module], example: tuple[int, ...], sizes: str
+                     ) -> None:
+        """Refuse, before anything is allocated, a model too large to train on this device.
+
+        build() makes the model; it runs on the "meta" device (shapes, no memory), with one batch of
+        shape `example`. Training needs about 4 bytes x (5 per parameter: weights, gradients, Adam's
+        two moments, the best epoch's copy; 2 per activation: kept for backward, and its
+        gradient); more than the device's memory raises a one-line ValueError naming `sizes`."""
+        with torch.device("meta"):
+            model = build().to("meta")
+            params = sum(p.numel() for p in model.parameters())
+            outputs = []
+            hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+                     for m in model.modules()]
+            try:
+                model(torch.empty(example))
+            finally:
+                for hook in hooks:
+                    hook.remove()
+        acts = sum(t.numel() for out in outputs for t in (out if isinstance(out, tuple) else [out])
+                   if isinstance(t, torch.Tensor))
+        need = 4 * (5 * params + 2 * acts)
+        have = (torch.cuda.get_device_properties(self.device).total_memory
+                if self.device.type == "cuda" else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        if need > have:
+            raise ValueError(f"{sizes}: training would need about {need / 2**30:,.0f} GiB ({params:.2g} "
+                             f"parameters, {acts:.2g} activations per batch), more than the "
+                             f"{have / 2**30:,.0f} GiB of {self.device.type} memory here; expected smaller sizes")
+
     def wrap(self, model: nn.Module, seed: int | None = None) -> nn.Module:
         """The model to train: itself for one process, else DDP's wrapper (`wrap_model`)."""
         if self.world_size == 1:

@@ -10,10 +10,12 @@ Conventions
 - A graph *operator* is what a layer multiplies node features by: the normalised adjacency
   `normalized_adjacency(adj)` for `GraphConv`, the scaled Laplacian `scaled_laplacian(adj)` for
   `ChebGraphConv`. Build it once, outside the model, as a dense tensor or, for a large sparse
-  graph, as a sparse one with `to_sparse` (COO or CSR). Layers take it in `forward(x, operator)`,
-  as PyTorch Geometric layers take `edge_index`, so one model can run on several graphs and
-  `DeepGCNBlock` can pass it through. A model with one fixed graph keeps the operator as a buffer
-  (it then follows `.to(device)`).
+  graph, as a sparse one with `to_sparse` (COO or CSR); `as_layout(operator, "auto")` picks the
+  faster layout (`choose_layout`: sparse COO from `SPARSE_MIN_NODES` nodes when at most
+  `SPARSE_MAX_DENSITY` of the entries are non-zero, `benchmarks/graph_scaling.py`). Layers take it
+  in `forward(x, operator)`, as PyTorch Geometric layers take `edge_index`, so one model can run on
+  several graphs and `DeepGCNBlock` can pass it through. A model with one fixed graph keeps the
+  operator as a buffer (it then follows `.to(device)`).
 - Node features `x` have the node axis second to last and channels last: `(nodes, channels)`,
   `(batch, nodes, channels)` or `(batch, time, nodes, channels)`. The operator is applied to all
   leading axes at once, with one matrix product (`propagate`): no Python loop over batch, time or
@@ -40,6 +42,11 @@ __all__ = [
     "scaled_laplacian",
     "chebyshev_basis",
     "to_sparse",
+    "OPERATOR_LAYOUTS",
+    "SPARSE_MIN_NODES",
+    "SPARSE_MAX_DENSITY",
+    "choose_layout",
+    "as_layout",
     "propagate",
     "GraphConv",
     "ChebGraphConv",
@@ -198,6 +205,41 @@ def to_sparse(operator: Tensor, layout: str = "coo") -> Tensor:
     with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
         warnings.simplefilter("ignore", UserWarning)
         return operator.to_sparse_csr()
+
+
+#: Layouts of `as_layout` (and of the STGCN's `graph_operator` and `--graph-operator`).
+OPERATOR_LAYOUTS = ("auto", "dense", "sparse")
+#: "auto" keeps an operator dense below this many nodes. In benchmarks/results/graph_scaling.json
+#: sparse STGCN training steps cost as much as dense ones at 51 and 100 nodes, 18% less CPU at 207
+#: and 35% less at 400: the switch comes where the gain is large, and the notebooks' networks (51,
+#: 207 nodes) keep the dense operator their outputs were made with (sparse sums round differently).
+SPARSE_MIN_NODES = 400
+#: ... or when more than this fraction of its entries is non-zero: a cautious bound, as the
+#: benchmark's networks have at most 7% (Los-loop).
+SPARSE_MAX_DENSITY = 0.05
+
+
+def choose_layout(operator: Tensor) -> str:
+    """"sparse" for an (N, N) operator with N >= SPARSE_MIN_NODES and at most SPARSE_MAX_DENSITY of
+    its entries non-zero, else "dense": the faster layout for training (forward and backward)."""
+    if not isinstance(operator, Tensor) or operator.dim() != 2:
+        given = tuple(operator.shape) if isinstance(operator, Tensor) else type(operator).__name__
+        raise ValueError(f"expected an (N, N) graph operator, got {given}")
+    n = operator.size(0)
+    nonzero = int(torch.count_nonzero(operator)) if operator.layout == torch.strided else operator._nnz()
+    return "sparse" if n >= SPARSE_MIN_NODES and nonzero <= SPARSE_MAX_DENSITY * n * n else "dense"
+
+
+def as_layout(operator: Tensor, layout: str = "auto") -> Tensor:
+    """The (N, N) operator dense ("dense"), as a coalesced sparse COO tensor ("sparse"; CSR was no
+    faster in benchmarks/results/graph_scaling.json), or as `choose_layout` says ("auto"). Products
+    with either give the same results up to rounding."""
+    check_choice("layout", layout, OPERATOR_LAYOUTS)
+    layout = choose_layout(operator) if layout == "auto" else layout
+    if operator.layout == torch.sparse_coo and layout == "sparse":
+        return operator.coalesce()
+    dense = operator if operator.layout == torch.strided else operator.to_dense()
+    return dense if layout == "dense" else to_sparse(dense, "coo")
 
 
 def propagate(operator: Tensor, x: Tensor) -> Tensor:

@@ -396,7 +396,7 @@ def test_stgcn_playground_describes_refuses_and_trains():
     before = pg.plot.value
     history = pg.run()
     assert len(history.train_loss) == 2 and pg.plot.value != before and not pg.button.disabled
-    assert pg.status.value.startswith("test MAE per step: ") and len(pg.test_mae) == 2
+    assert pg.status.value.startswith("validation MAE per step: ") and len(pg.val_mae) == 2  # test part unseen
     with pytest.raises(ValueError, match="widths must be one of"):
         STGCNPlayground(splits, ring_graph(), widths="5,5,5")
 

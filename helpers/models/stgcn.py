@@ -1,15 +1,17 @@
 """The spatio-temporal graph convolutional network (STGCN) of Yu, Yin and Zhu (IJCAI 2018).
 
 Layout: every tensor here is `(batch, time, nodes, channels)`, channels last, like `helpers.graph`.
-The study notes (and the paper's code) use `(batch, channels, time, nodes)` or `(batch, nodes, time,
-features)`; only the temporal convolution needs channels first, and it permutes internally (a free
+The authors' TensorFlow code uses `[batch, time, nodes, channels]` too; the study notes use
+`(batch, channels, time, nodes)` or `(batch, nodes, time, features)`. Only the temporal convolution
+needs channels first, and it permutes internally (a free
 view: a contiguous `(B, T, N, C)` tensor permuted to `(B, C, T, N)` is exactly the channels-last
 memory layout `Conv2d` likes).
 
 The pieces, smallest first:
 - `Align`: makes a skip connection's channels match (identity, zero-padding, or a 1x1 projection).
 - `TemporalGatedConv`: a 1-d convolution over time (kernel `Kt`, no padding: time shrinks by
-  `Kt - 1`) with a gate, either the paper's GLU with residual `(P + x) * sigmoid(Q)` or the notes'
+  `Kt - 1`) with a gate, either the authors' code's GLU with residual `(P + x) * sigmoid(Q)` (the paper's equation
+  has no residual: `P * sigmoid(Q)`) or the notes'
   form `relu(P * sigmoid(Q) + R)` (three convolutions).
 - `STConvBlock`: the "sandwich" temporal - spatial - temporal, with a residual around the graph
   convolution, then normalisation and dropout. Its parts are passed in, so swapping Chebyshev for
@@ -17,7 +19,8 @@ The pieces, smallest first:
 - `OutputBlock`: a temporal convolution over all remaining time steps, normalisation and a two-layer
   fully connected head producing `horizon` steps at once.
 - `STGCN(config, adj)`: two (or more) blocks and the output block, built from an `STGCNConfig`.
-- `graph_operator` (the matrix the graph convolutions multiply by), `count_parameters`.
+- `graph_operator` (the matrix the graph convolutions multiply by, dense or sparse: the faster for the
+  graph unless `STGCNConfig.graph_operator` says which), `count_parameters`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from helpers.checks import check_choice, check_int, check_number
-from helpers.graph import ChebGraphConv, GraphConv, normalized_adjacency, scaled_laplacian, to_sparse
+from helpers.graph import (
+    OPERATOR_LAYOUTS,
+    ChebGraphConv,
+    GraphConv,
+    as_layout,
+    normalized_adjacency,
+    scaled_laplacian,
+)
 
 GATES = ("glu", "notes")
 GRAPH_CONVS = ("cheb", "gcn")
@@ -42,28 +52,31 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # --- graph operator -----------------------------------------------------------------------------
-def graph_operator(adj: Tensor, kind: str = "cheb", sparse: bool = False) -> Tensor:
+def graph_operator(adj: Tensor, kind: str = "cheb", sparse: bool = False, layout: str = "dense"
+                   ) -> Tensor:
     """The matrix a graph layer multiplies node features by, built from an adjacency.
 
     adj: (N, N) symmetric, non-negative. Its diagonal is ignored (some datasets, like Los-loop,
     store self-loops; others do not), so every dataset gets the same operator:
     kind="cheb": the scaled Laplacian 2 L / lambda_max - I of the paper (for `ChebGraphConv`);
     kind="gcn": the GCN operator D^-1/2 (A + I) D^-1/2 (for `GraphConv`).
-    sparse=True returns it as a sparse COO tensor. Returns (N, N).
+    layout: "dense", "sparse" (a COO tensor; `sparse=True` is the same) or "auto" (the faster of the
+    two for this graph: `helpers.graph.as_layout`). Returns (N, N).
     """
     check_choice("kind", kind, GRAPH_CONVS)
+    check_choice("layout", layout, OPERATOR_LAYOUTS)
     if not isinstance(adj, Tensor) or adj.dim() != 2 or adj.size(0) != adj.size(1):
         given = tuple(adj.shape) if isinstance(adj, Tensor) else type(adj).__name__
         raise ValueError(f"adj must be a square (N, N) tensor, got {given}")
     adj = adj.float() if not adj.is_floating_point() else adj
     adj = adj * (1 - torch.eye(adj.size(0), dtype=adj.dtype, device=adj.device))  # no self-loops
     operator = scaled_laplacian(adj) if kind == "cheb" else normalized_adjacency(adj)
-    return to_sparse(operator) if sparse else operator
+    return as_layout(operator, "sparse" if sparse else layout)
 
 
 # --- building blocks ----------------------------------------------------------------------------
 class Align(nn.Module):
-    """Match channels for a skip connection, as in the paper's code: x (..., C_in) -> (..., C_out).
+    """Match channels for a skip connection, as in the authors' code: x (..., C_in) -> (..., C_out).
 
     C_in == C_out: identity; C_in < C_out: zero-pad the extra channels (no parameters);
     C_in > C_out: a learned 1x1 projection (a bias-free Linear on the channel axis).
@@ -102,9 +115,10 @@ class TemporalGatedConv(nn.Module):
     x: (batch, time, nodes, in_channels) -> (batch, time - Kt + 1, nodes, out_channels).
     One `Conv2d` with kernel (Kt, 1) computes all the convolutions at once (2 or 3 times
     `out_channels` output channels), then the output is split:
-    gate="glu"   (the paper): (P + Align(x)[:, Kt-1:]) * sigmoid(Q); the residual is the input's
-                 last time steps, the ones the convolution window ends on.
-    gate="notes" (the study notes, common PyTorch code): relu(P * sigmoid(Q) + R).
+    gate="glu"   (the authors' code): (P + Align(x)[:, Kt-1:]) * sigmoid(Q); the residual is the
+                 input's last time steps, the ones the convolution window ends on (the paper's
+                 equation has no residual: P * sigmoid(Q)).
+    gate="notes" (the study notes, PyTorch Geometric Temporal): relu(P * sigmoid(Q) + R).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, gate: str = "glu"):
@@ -227,8 +241,10 @@ class STGCNConfig:
     ((64, 16, 64), (64, 16, 64)). Each block shortens time by 2 (Kt - 1); the output block then
     spans what is left, so `input_len > 2 (Kt - 1) len(blocks)` is required.
     graph_conv: "cheb" (Chebyshev of order Ks, the paper) or "gcn" (first order, common code; Ks
-    unused). gate: "glu" (paper) or "notes"; norm: "layer" (LayerNorm over nodes and channels, the
-    paper), "batch" (BatchNorm over channels) or "none". sparse: keep the graph operator sparse.
+    unused). gate: "glu" (the authors' code) or "notes"; norm: "layer" (LayerNorm over nodes and channels, the
+    paper), "batch" (BatchNorm over channels) or "none". graph_operator: the layout of the graph
+    operator, "auto" (sparse for a large sparse graph, dense otherwise: `helpers.graph.as_layout`),
+    "dense" or "sparse"; results agree up to rounding. sparse=True is an older spelling of "sparse".
     out_channels=1 gives outputs (batch, horizon, nodes); more gives (batch, horizon, nodes,
     out_channels). predict_change: the network forecasts the change from the last input step, which
     is added back, so an untrained model starts as the persistence forecast; the targets must be the
@@ -250,6 +266,7 @@ class STGCNConfig:
     hidden_channels: int = 128
     sparse: bool = False
     predict_change: bool = False
+    graph_operator: str = "auto"
 
     def __post_init__(self):
         for name in ("num_nodes", "input_len", "horizon", "in_channels", "out_channels", "Kt", "Ks",
@@ -261,7 +278,8 @@ class STGCNConfig:
                              f"temporal) channel triples, got {self.blocks!r}")
         for width in (c for b in self.blocks for c in b):
             check_int("every channel width in blocks", width)
-        for name, allowed in (("graph_conv", GRAPH_CONVS), ("gate", GATES), ("norm", NORMS)):
+        for name, allowed in (("graph_conv", GRAPH_CONVS), ("gate", GATES), ("norm", NORMS),
+                              ("graph_operator", OPERATOR_LAYOUTS)):
             check_choice(name, getattr(self, name), allowed)
         check_number("dropout", self.dropout, 0, 1, high_open=True)
         if self.predict_change and self.out_channels > self.in_channels:
@@ -306,7 +324,7 @@ class STGCN(nn.Module):
             raise ValueError(f"adj must have shape ({config.num_nodes}, {config.num_nodes}) to "
                              f"match config.num_nodes, got {given}")
         self.config = c = config
-        operator = graph_operator(adj, c.graph_conv, c.sparse)
+        operator = graph_operator(adj, c.graph_conv, c.sparse, c.graph_operator)
         self.register_buffer("operator", operator, persistent=False)
         channels = c.in_channels
         self.blocks = nn.ModuleList()

@@ -1,6 +1,7 @@
 """`fit`: a whole training run. Epochs with validation, early stopping, a learning-rate schedule
-(any torch scheduler, stepped once per optimizer step), `Callback` hooks, a tqdm progress bar, and
-a checkpoint written atomically after every epoch; `fit(..., resume_from=path)` continues a run
+(any torch scheduler, stepped once per optimizer step), `Callback` hooks, progress (a tqdm bar on
+a terminal or in Jupyter, one plain line per epoch in a log file), and a checkpoint written
+atomically after every epoch; `fit(..., resume_from=path)` continues a run
 exactly as if it had never stopped.
 
 Checkpoints are `helpers.files.save_checkpoint` files: tensors and plain Python values only, read
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -47,12 +49,10 @@ def fit(
     extra: dict | None = None,
     runtime: Runtime | None = None,
 ) -> History:
-    """Train for up to `epochs` epochs; returns the History (mean train and validation loss per
-    epoch, ...).
+    """Train for up to `epochs` epochs; returns the History (losses per epoch, ...).
 
-    Each epoch: `train_epoch`, then the validation loss (when `val_loader` is given), then early
-    stopping, then the checkpoint, then `on_epoch_end(epoch, history)` (epoch counts from 1) and the
-    callbacks.
+    Each epoch: `train_epoch`, the validation loss (when `val_loader` is given), early stopping, the
+    checkpoint, then `on_epoch_end(epoch, history)` (epoch counts from 1) and the callbacks.
     - Early stopping watches the validation loss (the training loss without a validation loader):
       the best epoch's weights are kept, and with `patience=k` training stops after k epochs
       without an improvement larger than `min_delta`. restore_best=True (the default) loads the best
@@ -65,7 +65,8 @@ def fit(
       `extra` (plain values); an epoch with a non-finite loss is not written. resume_from: such a
       file; training continues after its last epoch and ends as an uninterrupted run would.
     - runtime: the device (the model and every batch are moved there) and the process's rank; only
-      the main process shows progress and writes the checkpoint. progress=True shows a tqdm bar.
+      the main process shows progress and writes the checkpoint. progress=True: a tqdm bar on a
+      terminal or in Jupyter, else (a log file) one line per epoch on stderr (`_EpochLines`).
     """
     check_int("epochs", epochs)
     _check_loader(train_loader, "train_loader")
@@ -82,25 +83,26 @@ def fit(
         best_weights = _restore(ckpt, state, train_loader, callbacks)
     for cb in callbacks:
         cb.on_fit_start(state)
-    bar = _progress_bar(epochs, state.epoch) if progress and runtime.is_main else None
-    while state.epoch < epochs and state.stop_reason is None:
-        state.epoch += 1
-        for cb in callbacks:
-            cb.on_epoch_start(state)
-        _train_and_validate(state, train_loader, val_loader, loss_fn, accumulation_steps, callbacks,
-                            runtime)
-        if _is_best_epoch(state, val_loader is not None, min_delta, patience):
-            best_weights = _copy_weights(model)
-        if checkpoint is not None and runtime.is_main and _finite_epoch(state.history):
-            snapshot = _snapshot(state, best_weights, train_loader, callbacks, extra)
-            save_checkpoint(snapshot, checkpoint)
-        _show_epoch(bar, state.history)
-        if on_epoch_end is not None:
-            on_epoch_end(state.epoch, state.history)
-        for cb in callbacks:
-            cb.on_epoch_end(state)
-    if bar is not None:
-        bar.close()
+    bar = _progress(epochs, state.epoch) if progress and runtime.is_main else None
+    try:
+        while state.epoch < epochs and state.stop_reason is None:
+            state.epoch += 1
+            for cb in callbacks:
+                cb.on_epoch_start(state)
+            _train_and_validate(state, train_loader, val_loader, loss_fn, accumulation_steps, callbacks,
+                                runtime)
+            if _is_best_epoch(state, val_loader is not None, min_delta, patience):
+                best_weights = _copy_weights(model)
+            if checkpoint is not None and runtime.is_main and _finite_epoch(state.history):
+                snapshot = _snapshot(state, best_weights, train_loader, callbacks, extra)
+                save_checkpoint(snapshot, checkpoint)
+            _show_epoch(bar, state.history)
+            if on_epoch_end is not None:
+                on_epoch_end(state.epoch, state.history)
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+    finally:  # also on Ctrl-C: the bar's last line comes before any message that follows
+        _close_progress(bar)
     if restore_best and state.history.best_epoch is not None:
         model.load_state_dict(best_weights)
     for cb in callbacks:
@@ -161,14 +163,54 @@ def _finite_epoch(history: History) -> bool:
     return all(math.isfinite(v) for v in losses)
 
 
-def _progress_bar(epochs: int, done: int):
-    from tqdm.auto import tqdm  # imported when needed: it is slow to import
+def _progress(epochs: int, done: int):
+    """A tqdm bar on a terminal or in Jupyter, else `_EpochLines` (a log file shows no bar)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if getattr(sys.stderr, "isatty", lambda: False)() or hasattr(shell, "kernel"):
+        from tqdm.auto import tqdm  # imported when needed: it is slow to import
 
-    return tqdm(total=epochs, initial=done, desc="epochs")
+        return tqdm(total=epochs, initial=done, desc="epochs")
+    return _EpochLines(epochs, done)
+
+
+class _EpochLines:
+    """Progress as one plain line per epoch on stderr, e.g.
+    `epoch 3/30: train loss 0.2412, validation loss 0.3120, 5.2 s, about 2 min 26 s left`."""
+
+    def __init__(self, epochs: int, done: int):
+        self.epochs, self.done, self.seconds = epochs, done, []
+
+    def show(self, history: History) -> None:
+        self.done += 1
+        self.seconds.append(history.seconds[-1])
+        left = (self.epochs - self.done) * sum(self.seconds) / len(self.seconds)
+        val = f", validation loss {history.val_loss[-1]:.4f}" if history.val_loss else ""
+        print(f"epoch {self.done}/{self.epochs}: train loss {history.train_loss[-1]:.4f}{val}, "
+              f"{history.seconds[-1]:.1f} s, about {_duration(left)} left", file=sys.stderr,
+              flush=True)
+
+    def close(self) -> None: ...
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '2 min 26 s', '1 h 05 min'."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    return f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _close_progress(bar) -> None:
+    if bar is not None:
+        bar.close()
 
 
 def _show_epoch(bar, history: History) -> None:
     if bar is None:
+        return
+    if isinstance(bar, _EpochLines):
+        bar.show(history)
         return
     latest = {"train": f"{history.train_loss[-1]:.4f}"}
     if history.val_loss:
