@@ -16,7 +16,7 @@ import time
 import torch
 
 from helpers.optim import OPTIMIZERS, SURFACES
-from helpers.widgets import OptimizerExplorer
+from helpers.widgets import EXPLORER_LRS, OptimizerExplorer
 
 
 def main(repeats: int = 5) -> None:
@@ -30,7 +30,8 @@ def main(repeats: int = 5) -> None:
             times = []
             for i in range(repeats):
                 t0 = time.perf_counter()
-                explorer.lr.value = surface.lr * (1.1 if i % 2 else 1 / 1.1)  # each change redraws once
+                sgd_lr = EXPLORER_LRS[name]["SGD"]
+                explorer.lrs["SGD"].value = sgd_lr * (1.1 if i % 2 else 1 / 1.1)  # each change redraws once
                 times.append(time.perf_counter() - t0)
             print(f"{name:22s} {steps:5d} {statistics.median(times):9.3f} {max(times):8.3f}")
 

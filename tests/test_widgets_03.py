@@ -1,11 +1,13 @@
-"""helpers.widgets, notebook 03 section: the window counts and the window explorer's figure."""
+"""helpers.widgets, notebook 03 section: the window explorer (chronological vs shuffled split)."""
+
+import time
 
 import pytest
 import torch
-from matplotlib.patches import Rectangle
 
-from helpers.data import load_metro, make_splits, sliding_windows, split_bounds
-from helpers.widgets import window_counts, window_figure
+from helpers.data import load_metro, window_starts
+from helpers.models import nearest_neighbour_forecast
+from helpers.widgets import SPLITS, WindowExplorer, leakage_errors, leakage_figure, leakage_readout, leakage_split
 
 
 @pytest.fixture(scope="module")
@@ -13,60 +15,88 @@ def metro():
     return load_metro()
 
 
-@pytest.mark.parametrize("input_len, output_len, stride", [(12, 3, 1), (24, 12, 6), (3, 1, 24), (48, 24, 24)])
-def test_window_counts_match_the_datasets_of_make_splits(metro, input_len, output_len, stride):
-    splits = make_splits(metro, input_len, output_len, stride=stride)
-    counts = window_counts(metro.num_steps, input_len, output_len, stride)
-    assert counts == {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
+def test_the_chronological_split_tests_on_the_future_and_leaves_a_gap():
+    starts = torch.arange(100)
+    train, test = leakage_split(starts, span=5, shuffled=False, test_fraction=0.2)
+    assert test.tolist() == list(range(80, 100))
+    assert int(starts[train].max()) + 5 <= int(starts[test].min())  # no test step was a training step
+    assert train.tolist() == list(range(76))
 
 
-def test_window_counts_follow_the_formula_and_sliding_windows():
-    # 100 steps, parts of 70, 10, 20: (L - 5) // 2 + 1 windows each
-    assert window_counts(100, 4, 1, 2) == {"train": 33, "val": 3, "test": 8}
-    for (start, stop), count in zip(split_bounds(100), window_counts(100, 4, 1, 2).values(), strict=True):
-        assert len(sliding_windows(torch.zeros(stop - start), 4, 1, 2)[0]) == count
+def test_the_shuffled_split_has_as_many_training_windows_drawn_from_everywhere():
+    starts = torch.arange(100)
+    chrono_train, _ = leakage_split(starts, 5, shuffled=False)
+    train, test = leakage_split(starts, 5, shuffled=True, seed=1)
+    assert len(train) == len(chrono_train) and sorted(torch.cat([train, test]).tolist()) == list(range(100))
+    assert int(test.min()) < 40 and int(train.max()) > 80
+    assert torch.equal(train, leakage_split(starts, 5, shuffled=True, seed=1)[0])  # seeded
 
 
-def test_a_part_shorter_than_a_window_holds_none():
-    assert window_counts(100, 8, 4) == {"train": 59, "val": 0, "test": 9}
-    assert window_counts(10, 2, 1, fractions=(0.5, 0.5)) == {"part 0": 3, "part 1": 3}
+def test_leakage_errors_agree_with_a_direct_computation(metro):
+    series, node = metro.values[:, 9, 0], 9
+    result = leakage_errors(series, metro.segments, 6, 2, k=3, station="x", shuffles=2)
+    starts = window_starts(metro.segments, 6, 2)
+    train, test = leakage_split(starts, 8, shuffled=False)
+    flow = metro.values[:, node, 0].nan_to_num(0.0)
+    x = torch.stack([flow[s : s + 6] for s in starts[train].tolist()])
+    y = torch.stack([flow[s + 6 : s + 8] for s in starts[train].tolist()])
+    qx = torch.stack([flow[s : s + 6] for s in starts[test].tolist()])
+    qy = torch.stack([flow[s + 6 : s + 8] for s in starts[test].tolist()])
+    expected = (nearest_neighbour_forecast(x, y, qx, k=3) - qy).abs().mean(dim=0)
+    torch.testing.assert_close(result.mae["chronological"][0], expected)
+    assert result.mae["shuffled"].shape == (2, 2) and result.final_mae.shape == (2,)
 
 
-@pytest.mark.parametrize("bad", [{"input_len": 0}, {"output_len": 1.5}, {"stride": True}, {"num_steps": -3}])
-def test_window_counts_rejects_bad_settings(bad):
-    kwargs = {"num_steps": 100, "input_len": 4, "output_len": 1, "stride": 1} | bad
-    name, value = next(iter(bad.items()))
-    with pytest.raises(ValueError, match=rf"{name} must be an int >= 1, got {value!r}"):
-        window_counts(**kwargs)
+def test_no_window_crosses_the_night(metro):
+    result = leakage_errors(metro.values[:, 0, 0], metro.segments, 12, 3)
+    stops = torch.tensor([b for _, b in metro.segments])
+    for split in SPLITS:
+        for starts in (result.train_starts[split], result.test_starts[split]):
+            segment = torch.searchsorted(stops, starts, right=True)  # the segment each window starts in
+            assert (starts + 15 <= stops[segment]).all()
 
 
-def test_window_figure_draws_parts_counts_and_the_first_windows(metro):
-    series = metro.values[:, 9, 0]
-    fig = window_figure(series, 12, 4, stride=2, max_windows=5, ylabel="entries")
-    ax_all, ax_zoom, ax_windows = fig.axes
-    assert ax_all.get_title() == "input 12, output 4, stride 2: train 1,404, val 195, test 396 windows"
-    assert [t.get_text() for t in ax_all.texts] == ["train\n1,404 windows", "val\n195 windows", "test\n396 windows"]
-    bars = [p for p in ax_windows.patches if isinstance(p, Rectangle)]
-    assert len(bars) == 10  # 5 windows, an input bar and a target bar each
-    inputs, targets = bars[0::2], bars[1::2]
-    assert [b.get_x() + 0.5 for b in inputs] == [0, 2, 4, 6, 8] and {b.get_width() for b in inputs} == {12}
-    assert [b.get_x() + 0.5 for b in targets] == [12, 14, 16, 18, 20] and {b.get_width() for b in targets} == {4}
-    assert ax_zoom.get_xlim() == ax_windows.get_xlim() == (-0.5, 71.5)
+def test_leakage_errors_rejects_bad_input(metro):
+    with pytest.raises(ValueError, match=r"series: expected a \(time,\) or \(time, nodes\) tensor, got \(4032, 51, 2"):
+        leakage_errors(metro.values, metro.segments, 12, 3)
+    with pytest.raises(ValueError, match=r"k must be an int >= 1, got 0"):
+        leakage_errors(metro.values[:, 0, 0], metro.segments, 12, 3, k=0)
+    with pytest.raises(ValueError, match=r"windows: expected at least"):
+        leakage_errors(metro.values[:, 0, 0], [(0, 40)], 12, 3)
 
 
-def test_window_figure_widens_the_zoom_to_show_every_drawn_window(metro):
-    fig = window_figure(metro.values[:, 9, 0], 48, 24, stride=24, max_windows=8)
-    assert fig.axes[1].get_xlim() == (-0.5, 7 * 24 + 72 - 0.5)
-    assert len(fig.axes[2].patches) == 16
+def test_the_network_shows_the_leak_that_one_station_does_not(metro):
+    """Notebook 03's measurement, at the explorer's scale: with every station in a window, each shuffle's
+    MAE lies below the chronological one (the forecaster recognises the test windows' neighbours)."""
+    result = leakage_errors(metro.values[..., 0], metro.segments, 12, 3, station="network")
+    assert (result.overall("shuffled") < result.overall("chronological")).all()
+    assert (result.final_mae < result.overall("chronological")).all()
 
 
-def test_window_figure_keeps_missing_readings_as_gaps():
-    series = torch.arange(200.0)
-    series[50:60] = float("nan")
-    line = window_figure(series, 4, 1).axes[0].get_lines()[0]
-    assert torch.isnan(torch.as_tensor(line.get_ydata()[50:60])).all()
+def test_figure_and_readout_follow_the_chosen_split(metro):
+    result = leakage_errors(metro.values[:, 9, 0], metro.segments, 12, 3, station="Central")
+    for split in SPLITS:
+        fig = leakage_figure(result, split)
+        ax_days, ax_mae = fig.axes
+        assert ax_days.get_title().startswith(f"{split} split")
+        assert [t.get_text().split()[0] for t in ax_mae.get_legend().get_texts()] == list(SPLITS)
+        assert leakage_readout(result, split).startswith(f"<b>{split} split</b>")
+    chrono_days = [p.get_height() for p in leakage_figure(result, "chronological").axes[0].patches]
+    assert chrono_days[-1] > 0 and 0 in chrono_days  # test days at the end, a gap before them
+    with pytest.raises(ValueError, match="split"):
+        leakage_readout(result, "random")
 
 
-def test_window_figure_rejects_a_series_that_is_not_1d(metro):
-    with pytest.raises(ValueError, match=r"series: expected a 1-d \(time,\) tensor, got \(4032, 51\)"):
-        window_figure(metro.values[..., 0], 12, 3)
+def test_every_control_changes_the_image_or_the_readout_and_redraws_fast(metro):
+    explorer = WindowExplorer(metro, station="Central", input_len=4, output_len=2)
+    changes = [(explorer.split, "shuffled"), (explorer.station, "Westgate"), (explorer.input_len, 6),
+               (explorer.output_len, 3), (explorer.k, 2)]
+    seconds = []
+    for control, value in changes:
+        before = (explorer.plot.value, explorer.readout.value)
+        start = time.perf_counter()
+        control.value = value
+        seconds.append(time.perf_counter() - start)
+        assert explorer.plot.value != before[0] and explorer.readout.value != before[1], control.description
+    assert "Westgate, 6 steps in, 3 out, k = 2" in explorer.readout.value
+    assert min(seconds) < 5.0  # a loose bound: the machine is shared; the notebook reports the measured time

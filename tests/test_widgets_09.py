@@ -1,4 +1,5 @@
-"""helpers.widgets, notebook 09 section: cached trick costs are looked up exactly, the figure shows the chosen
+"""helpers.widgets, notebook 09 section: cached trick costs are looked up exactly, the verdict respects the noise
+band, the figure shows the chosen
 combination against the plain step, the explorer redraws from the cache, and the committed benchmark holds
 every combination the explorer offers."""
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.widgets import TrickExplorer, trick_costs, trick_figure
+from helpers.widgets import TrickExplorer, trick_costs, trick_figure, trick_verdict
 
 TRICKS = ("inplace", "free", "accumulate", "checkpoint")
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "speed.json"
@@ -61,3 +62,27 @@ def test_the_committed_benchmark_holds_every_combination():
             chosen = [t for t, on in zip(TRICKS, flags, strict=True) if on]
             cost = trick_costs(rows, chosen, batch_size)
             assert cost["seconds"] > 0 and cost["peak_bytes"] > 0
+
+
+def test_the_verdict_uses_the_noise_band_and_the_explorer_shows_it():
+    rows = fake_rows()  # at batch 8: plain 8 s, one trick 16 s (x2)
+    assert trick_verdict(rows, ("free",), 8, band=0.5) == "slower"
+    assert trick_verdict(rows, ("free",), 8, band=1.5) == "no difference"
+    fig = trick_figure(rows, ("free",), 8, band=1.5)
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["no difference (noise)"]
+    explorer = TrickExplorer(rows, band=1.5)
+    seen = {explorer.readout.value}
+    for name in TRICKS:  # every control changes the readout
+        explorer.checks[name].value = True
+        seen.add(explorer.readout.value)
+    explorer.batch.value = 8
+    seen.add(explorer.readout.value)
+    assert len(seen) == len(TRICKS) + 2 and "slower" in explorer.readout.value  # x5: beyond x2.5
+
+
+def test_the_committed_benchmark_records_its_spread_and_noise():
+    result = json.loads(RESULTS.read_text())
+    assert result["cpu"]["noise_band"] > 0 and "load_average" in result["machine"]
+    for name, row in result["cpu"].items():
+        if isinstance(row, dict) and row["seconds"] is not None:
+            assert row["seconds_q1"] <= row["seconds"] <= row["seconds_q3"], name

@@ -1,7 +1,8 @@
 """Notebook 05's widgets: the optimizer explorer and the training playground.
 
 - `explorer_settings`, `explorer_figure`, `explorer_readout`: what the explorer computes and draws,
-  plain functions that work without a browser; `OPTIMIZER_COLORS`: one colour per optimizer.
+  plain functions that work without a browser; `OPTIMIZER_COLORS`: one colour per optimizer;
+  `EXPLORER_LRS`: each optimizer's starting learning rate on each surface.
 - `OptimizerExplorer`: sliders and ticks wired to them; every change redraws a PNG in an
   `ipywidgets.Image`. Its controls carry CSS classes (`opt-...`) so a browser test can find them.
 - `TrainingPlayground`: train a small model with a chosen learning rate, batch size and optimizer,
@@ -28,15 +29,27 @@ from helpers.data import shuffled_loader
 from helpers.optim import OPTIMIZERS, SURFACES, OptimizerPath, get_surface, optimizer_paths, surface_grid
 from helpers.plots import figure_png
 from helpers.train import OPTIMIZER_NAMES, History, fit, make_optimizer
-from helpers.widgets.base import TrainButtonWidget, control_look
+from helpers.widgets.base import TrainButtonWidget, control_look, training_figure
 
 #: One colour per optimizer, the same in every figure.
 OPTIMIZER_COLORS = dict(zip(OPTIMIZERS, ["C0", "C1", "C2", "C3", "C4"], strict=True))
 
+#: The explorer's starting learning rate of each optimizer on each surface. SGD's and Momentum's
+#: lr multiplies the gradient, so it must stay below 2 / (largest curvature); AdaGrad's, RMSProp's
+#: and Adam's divide the gradient by its own scale first, so their lr is roughly a step length in
+#: parameter units. Each value is a round number at which that optimizer makes steady progress in
+#: the surface's suggested number of steps (notebook 05 compares them); none is tuned to be best.
+EXPLORER_LRS: dict[str, dict[str, float]] = {
+    "ill-conditioned bowl": {"SGD": 0.3, "Momentum": 0.1, "AdaGrad": 1.0, "RMSProp": 0.1,
+                             "Adam": 0.1},
+    "Rosenbrock": {"SGD": 0.002, "Momentum": 0.002, "AdaGrad": 1.0, "RMSProp": 0.05, "Adam": 0.2},
+    "saddle": {"SGD": 0.05, "Momentum": 0.05, "AdaGrad": 0.05, "RMSProp": 0.05, "Adam": 0.05},
+}
+
 
 def explorer_settings(
     optimizers: Sequence[str],
-    lr: float,
+    lr: float | Mapping[str, float],
     momentum: float = 0.9,
     beta1: float = 0.9,
     beta2: float = 0.999,
@@ -44,15 +57,22 @@ def explorer_settings(
 ) -> dict[str, dict[str, object]]:
     """Turn the explorer's controls into step-function keyword arguments per optimizer.
 
-    One learning rate for all; `momentum` is Momentum's, `(beta1, beta2)` are Adam's betas and
-    `alpha` is RMSProp's squared-gradient decay. Returns {name: kwargs} in OPTIMIZERS order.
+    lr: one learning rate for all, or {name: lr} with an entry for each optimizer in `optimizers`;
+    `momentum` is Momentum's, `(beta1, beta2)` are Adam's betas and `alpha` is RMSProp's
+    squared-gradient decay. Returns {name: kwargs} in OPTIMIZERS order.
     """
     unknown = [name for name in optimizers if name not in OPTIMIZERS]
     if unknown:
         raise ValueError(f"optimizers must be among {list(OPTIMIZERS)}, got {unknown}")
+    rates = lr if isinstance(lr, Mapping) else {name: lr for name in optimizers}
+    missing = [name for name in optimizers if name not in rates]
+    if missing:
+        raise ValueError(f"lr: expected a learning rate for each of {list(optimizers)}, "
+                         f"got none for {missing}")
     extra = {"Momentum": {"momentum": momentum}, "RMSProp": {"alpha": alpha},
              "Adam": {"betas": (beta1, beta2)}}
-    return {name: {"lr": lr, **extra.get(name, {})} for name in OPTIMIZERS if name in optimizers}
+    return {name: {"lr": rates[name], **extra.get(name, {})}
+            for name in OPTIMIZERS if name in optimizers}
 
 
 @lru_cache(maxsize=8)
@@ -124,13 +144,17 @@ def explorer_readout(paths: Mapping[str, OptimizerPath]) -> str:
 
 
 class OptimizerExplorer(widgets.VBox):
-    """The optimizer explorer: pick a surface, tick optimizers, set lr, momentum, betas and steps.
+    """The optimizer explorer: pick a surface, tick optimizers, set each one's learning rate, the
+    momentum, betas, alpha, the gradient noise and the number of steps.
 
     Every change recomputes the paths with `optimizer_paths` and redraws `explorer_figure` into
     `self.plot` (an Image) and `explorer_readout` into `self.readout` (a Label). Choosing a surface
-    loads its suggested learning rate and number of steps. CSS classes: opt-explorer, opt-surface,
-    opt-check-<name>, opt-lr, opt-momentum, opt-beta1, opt-beta2, opt-alpha, opt-steps, opt-plot,
-    opt-readout. `self.last_redraw_s` holds the duration of the last redraw.
+    loads its learning rates (`EXPLORER_LRS`) and number of steps. `self.lrs` holds one learning-rate
+    slider per optimizer; `noise` is the standard deviation of the Gaussian noise added to every
+    gradient coordinate (the same draws for all optimizers). CSS classes: opt-explorer, opt-surface,
+    opt-check-<name>, opt-lr and opt-lr-<name> (each learning rate), opt-momentum, opt-beta1,
+    opt-beta2, opt-alpha, opt-noise, opt-steps, opt-plot, opt-readout (names lower case).
+    `self.last_redraw_s` holds the duration of the last redraw.
     """
 
     def __init__(self, surface: str = "ill-conditioned bowl",
@@ -153,8 +177,12 @@ class OptimizerExplorer(widgets.VBox):
                        for name in OPTIMIZERS}
         for name, box in self.checks.items():
             box.add_class(f"opt-check-{name.lower()}")
-        self.lr = slider(widgets.FloatLogSlider, "opt-lr", "learning rate", s.lr, base=10, min=-4,
-                         max=0, step=0.05, readout_format=".4f")
+        self.lrs = {name: slider(widgets.FloatLogSlider, "opt-lr", f"lr {name}",
+                                 EXPLORER_LRS[s.name][name], base=10, min=-4, max=0.5, step=0.05,
+                                 readout_format=".4f")
+                    for name in OPTIMIZERS}
+        for name, w in self.lrs.items():
+            w.add_class(f"opt-lr-{name.lower()}")
         self.momentum = slider(widgets.FloatSlider, "opt-momentum", "momentum", 0.9, min=0.0,
                                max=0.99, step=0.01)
         self.beta1 = slider(widgets.FloatSlider, "opt-beta1", "Adam beta1", 0.9, min=0.0, max=0.99,
@@ -165,6 +193,8 @@ class OptimizerExplorer(widgets.VBox):
                             max=0.999, step=0.001, readout_format=".3f")
         self.steps = slider(widgets.IntSlider, "opt-steps", "steps", s.steps, min=10, max=600,
                             step=10)
+        self.noise = slider(widgets.FloatSlider, "opt-noise", "gradient noise", 0.0, min=0.0,
+                            max=5.0, step=0.1)
         self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px"))
         self.plot.add_class("opt-plot")
         self.readout = widgets.Label()
@@ -173,14 +203,19 @@ class OptimizerExplorer(widgets.VBox):
         self._paused = False
         ticks = widgets.HBox([widgets.Label("optimisers:", layout=widgets.Layout(width="115px")),
                               *self.checks.values()])
-        sliders = widgets.HBox([widgets.VBox([self.surface, self.lr, self.steps, self.momentum]),
-                                widgets.VBox([self.beta1, self.beta2, self.alpha])])
+        sliders = widgets.HBox([
+            widgets.VBox([self.surface, self.steps, self.noise, self.momentum, self.beta1,
+                          self.beta2, self.alpha]),
+            widgets.VBox(list(self.lrs.values()))])
         super().__init__([sliders, ticks, self.plot, self.readout])
         self.add_class("opt-explorer")
-        for w in [self.lr, self.momentum, self.beta1, self.beta2, self.alpha, self.steps,
-                  *self.checks.values()]:
+        for w in [*self.lrs.values(), self.momentum, self.beta1, self.beta2, self.alpha,
+                  self.noise, self.steps, *self.checks.values()]:
             w.observe(self._on_change, names="value")
         self.surface.observe(self._on_surface, names="value")
+        for box in self.checks.values():
+            box.observe(self._enable_controls, names="value")
+        self._enable_controls()
         self.redraw()
 
     @property
@@ -190,11 +225,13 @@ class OptimizerExplorer(widgets.VBox):
 
     def compute(self) -> dict[str, OptimizerPath]:
         """The paths for the current control values (no drawing)."""
-        settings = explorer_settings(self.ticked, self.lr.value, self.momentum.value,
+        rates = {name: w.value for name, w in self.lrs.items()}
+        settings = explorer_settings(self.ticked, rates, self.momentum.value,
                                      self.beta1.value, self.beta2.value, self.alpha.value)
         if not settings:
             return {}
-        return optimizer_paths(self.surface.value, settings, steps=self.steps.value)
+        return optimizer_paths(self.surface.value, settings, steps=self.steps.value,
+                               noise=self.noise.value)
 
     def redraw(self) -> None:
         """Recompute the paths and refresh the plot and the readout."""
@@ -218,10 +255,21 @@ class OptimizerExplorer(widgets.VBox):
         if not self._paused:
             self.redraw()
 
+    def _enable_controls(self, _change=None) -> None:
+        """Disable the controls of unticked optimizers: moving them would change nothing."""
+        ticked = set(self.ticked)
+        for name, w in self.lrs.items():
+            w.disabled = name not in ticked
+        self.momentum.disabled = "Momentum" not in ticked
+        self.beta1.disabled = self.beta2.disabled = "Adam" not in ticked
+        self.alpha.disabled = "RMSProp" not in ticked
+
     def _on_surface(self, change) -> None:
         s = get_surface(change["new"])
         with self._hold():
-            self.lr.value, self.steps.value = s.lr, s.steps
+            for name, w in self.lrs.items():
+                w.value = EXPLORER_LRS[s.name][name]
+            self.steps.value = s.steps
 
 
 class TrainingPlayground(TrainButtonWidget):
@@ -230,16 +278,21 @@ class TrainingPlayground(TrainButtonWidget):
     make_model(): returns a fresh model (called after seeding, so every run starts from the same
     weights); train_set / val_set: Datasets of (x, y); loss_fn(prediction, target) -> mean loss.
     The "train" button (or `run()`) trains for `epochs` epochs with `helpers.train.fit` and redraws
-    the loss curve and the status line after every epoch. CSS classes: train-playground, train-lr,
-    train-batch, train-optimizer, train-button, train-plot, train-status.
+    the loss curves and the status line (validation loss, never test) after every epoch; earlier
+    runs stay on the plot, labelled with their settings (`runs`: (label, validation losses)).
+    baselines: optional {name: validation loss in loss_fn's units} drawn as horizontal lines (e.g.
+    from `helpers.widgets.validation_baselines`). CSS classes: train-playground, train-lr,
+    train-batch, train-optimizer, train-button, train-progress, train-plot, train-status.
     """
 
     def __init__(self, make_model, train_set: Dataset, val_set: Dataset, loss_fn, epochs: int = 6,
-                 seed: int = 0, lr: float = 1e-3, batch_size: int = 32, optimizer: str = "Adam"):
+                 seed: int = 0, lr: float = 1e-3, batch_size: int = 32, optimizer: str = "Adam",
+                 baselines: Mapping[str, float] | None = None):
         check_choice("optimizer", optimizer, OPTIMIZER_NAMES)
         self.epochs = check_int("epochs", epochs)
         self.make_model, self.train_set, self.val_set = make_model, train_set, val_set
         self.loss_fn, self.seed = loss_fn, seed
+        self.baselines = dict(baselines or {})
         look = control_look(100, 340)
         self.lr = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.1,
                                          description="learning rate", readout_format=".4f",
@@ -249,9 +302,12 @@ class TrainingPlayground(TrainButtonWidget):
         self.optimizer = widgets.Dropdown(options=list(OPTIMIZER_NAMES), value=optimizer,
                                           description="optimiser", **look)
         self.history: History | None = None
-        # the plot is 540 px wide: the PNG's own width, 6 inches at 90 dpi
+        self.runs: list[tuple[str, list[float]]] = []
         super().__init__("train-playground", {"lr": self.lr, "batch": self.batch_size,
                                               "optimizer": self.optimizer}, epochs=epochs)
+        if self.baselines:
+            self.plot.value = figure_png(training_figure(History(), epochs, "press train",
+                                                         baselines=self.baselines))
 
     def _train(self) -> History:
         """Train a fresh model with the current settings; the plot and status update every epoch."""
@@ -261,7 +317,9 @@ class TrainingPlayground(TrainButtonWidget):
         train_loader = shuffled_loader(self.train_set, self.batch_size.value, self.seed)
         val_loader = DataLoader(self.val_set, batch_size=256)
         optimizer = make_optimizer(self.optimizer.value, model.parameters(), self.lr.value)
+        view = self.epoch_view(self.epochs, settings, train_loss=True, earlier=list(self.runs),
+                               baselines=self.baselines)
         self.history = fit(model, train_loader, self.loss_fn, optimizer, self.epochs,
-                           val_loader=val_loader,
-                           on_epoch_end=self.epoch_view(self.epochs, settings, train_loss=True))
+                           val_loader=val_loader, on_epoch_end=view)
+        self.runs.append((settings, list(self.history.val_loss)))
         return self.history

@@ -1,5 +1,5 @@
 """Notebook 06's widget: `LSTMPlayground`, a short LSTM training run with chosen hidden size,
-sequence length and learning rate, and live loss curves."""
+sequence length and learning rate, live loss curves, earlier runs and the baselines beside them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import ipywidgets as widgets
 from torch.utils.data import DataLoader
 
 from helpers.checks import check_int
+from helpers.data import make_splits
 from helpers.train import LSTMRun, evaluate, fit_lstm_forecaster
-from helpers.widgets.base import TrainButtonWidget, control_look
+from helpers.widgets.base import TrainButtonWidget, control_look, validation_baselines
 
 
 class LSTMPlayground(TrainButtonWidget):
@@ -19,8 +20,11 @@ class LSTMPlayground(TrainButtonWidget):
     station: a one-station `GraphTimeSeries`, e.g.
     `add_time_of_day(select_nodes(ds, ["Fernhill"]))`.
     The "train" button (or `run()`) trains from `seed`, redraws `training_figure` after every epoch
-    and ends with the test MAE per horizon step in passengers. CSS classes: lstm-playground,
-    lstm-hidden, lstm-input-len, lstm-lr, lstm-button, lstm-plot, lstm-status.
+    (with the validation loss of persistence and the historical average for the chosen sequence
+    length, and the validation curves of earlier runs, `runs`) and ends with the VALIDATION MAE
+    per horizon step in passengers (`val_mae`) beside the baselines' (the test part stays unseen).
+    CSS classes: lstm-playground, lstm-hidden, lstm-input-len, lstm-lr, lstm-button,
+    lstm-progress, lstm-plot, lstm-status.
     """
 
     def __init__(self, station, epochs: int = 4, hidden_size: int = 32, input_len: int = 12,
@@ -37,22 +41,37 @@ class LSTMPlayground(TrainButtonWidget):
                                          description="learning rate", readout_format=".4f",
                                          continuous_update=False, **look)
         self.result: LSTMRun | None = None
-        self.test_mae: list[float] = []
+        self.val_mae: list[float] = []
+        self.runs: list[tuple[str, list[float]]] = []
+        self._baselines: dict[int, dict[str, dict[str, float]]] = {}
         super().__init__("lstm-playground", {"hidden": self.hidden, "input-len": self.input_len,
                                              "lr": self.lr}, epochs=epochs)
+
+    def baselines(self, input_len: int) -> dict[str, dict[str, float]]:
+        """`validation_baselines` of the windows of `input_len` steps (computed once per length)."""
+        if input_len not in self._baselines:
+            splits = make_splits(self.station, input_len=input_len, output_len=self.horizon)
+            self._baselines[input_len] = validation_baselines(splits, self.station)
+        return self._baselines[input_len]
 
     def _train(self) -> LSTMRun:
         """Train with the current settings; the plot updates every epoch, the status at the end."""
         settings = (f"hidden {self.hidden.value}, sequence {self.input_len.value}, "
                     f"lr {self.lr.value:.4f}")
+        baselines = self.baselines(self.input_len.value)
+        view = self.epoch_view(self.epochs, settings, earlier=list(self.runs),
+                               baselines={name: b["loss"] for name, b in baselines.items()})
         self.result = fit_lstm_forecaster(self.station, input_len=self.input_len.value,
                                           horizon=self.horizon, hidden_size=self.hidden.value,
                                           lr=self.lr.value, epochs=self.epochs, seed=self.seed,
-                                          on_epoch_end=self.epoch_view(self.epochs, settings))
+                                          on_epoch_end=view)
+        self.runs.append((settings, list(self.result.history.val_loss)))
         splits = self.result.splits
-        test = DataLoader(splits.test, batch_size=512)
-        self.test_mae = evaluate(self.result.model, test, splits.scaler)["mae"]
-        steps = ", ".join(f"{v:.1f}" for v in self.test_mae)
+        val = DataLoader(splits.val, batch_size=512)
+        self.val_mae = evaluate(self.result.model, val, splits.scaler)["mae"]
+        steps = ", ".join(f"{v:.1f}" for v in self.val_mae)
+        others = ", ".join(f"{name} {b['mae']:.1f}" for name, b in baselines.items())
         minutes = self.station.interval_minutes
-        self.status.value = f"test MAE per step (passengers per {minutes} min): {steps}"
+        self.status.value = (f"validation MAE per step (passengers per {minutes} min): {steps}; "
+                             f"mean over steps: {others}")
         return self.result

@@ -10,8 +10,9 @@ from torch.utils.data import DataLoader
 
 from helpers.checks import check_choice, check_int
 from helpers.models import GRAPH_CONVS, STGCN, STGCNConfig, count_parameters
+from helpers.plots import figure_png
 from helpers.train import History, evaluate, train_forecaster
-from helpers.widgets.base import TrainButtonWidget, control_look
+from helpers.widgets.base import TrainButtonWidget, control_look, training_figure, validation_baselines
 
 #: Channel triples (temporal, spatial, temporal) offered by the playground, small to the paper's.
 STGCN_WIDTHS = ("8,4,8", "16,8,16", "32,8,32", "32,16,32", "64,16,64")
@@ -26,14 +27,18 @@ class STGCNPlayground(TrainButtonWidget):
     adj: the (nodes, nodes) adjacency. `config()` turns the controls into an `STGCNConfig`
     (ValueError when the input window is too short for the blocks); `describe()` is the line the
     widget shows. The "train" button (or `run()`) calls `helpers.train.train_forecaster` for
-    `epochs` epochs from `seed`, redraws `training_figure` after each epoch and ends with the test
-    MAE in original units. CSS classes: stgcn-playground, stgcn-kt, stgcn-ks, stgcn-widths,
-    stgcn-blocks, stgcn-graph, stgcn-lr, stgcn-button, stgcn-plot, stgcn-status.
+    `epochs` epochs from `seed`, redraws `training_figure` after each epoch (with the validation
+    loss of persistence and, given `dataset` (the GraphTimeSeries the splits came from), of the
+    historical average, and the validation curves of earlier runs, `runs`) and ends with the
+    VALIDATION MAE per step in original units (`val_mae`; the test part stays unseen). Ks is
+    disabled while the first-order graph convolution (which has no Ks) is chosen. CSS classes:
+    stgcn-playground, stgcn-kt, stgcn-ks, stgcn-widths, stgcn-blocks, stgcn-graph, stgcn-lr,
+    stgcn-button, stgcn-progress, stgcn-plot, stgcn-status.
     """
 
     def __init__(self, splits, adj: torch.Tensor, epochs: int = 3, lr: float = 5e-3,
                  widths: str = "16,8,16", blocks: int = 2, Kt: int = 3, Ks: int = 3,
-                 graph_conv: str = "cheb", batch_size: int = 64, seed: int = 0):
+                 graph_conv: str = "cheb", batch_size: int = 64, seed: int = 0, dataset=None):
         self.epochs = check_int("epochs", epochs)
         check_choice("widths", widths, STGCN_WIDTHS)
         self.splits, self.adj, self.batch_size, self.seed = splits, adj, batch_size, seed
@@ -60,11 +65,15 @@ class STGCNPlayground(TrainButtonWidget):
                                          continuous_update=False, **look)
         self.info = widgets.Label()
         self.history: History | None = None
-        self.test_mae: list[float] = []
+        self.val_mae: list[float] = []
+        self.runs: list[tuple[str, list[float]]] = []
+        self.baselines = validation_baselines(splits, dataset)
         super().__init__("stgcn-playground",
                          {"kt": self.kt, "ks": self.ks, "widths": self.widths,
                           "blocks": self.blocks, "graph": self.graph, "lr": self.lr},
                          epochs=epochs)
+        self.plot.value = figure_png(training_figure(History(), epochs, "press train",
+                                                     baselines=self._baseline_losses()))
         for control in (self.kt, self.ks, self.blocks, self.widths, self.graph):
             control.observe(lambda _change: self._refresh(), names="value")
         self._refresh()
@@ -72,7 +81,8 @@ class STGCNPlayground(TrainButtonWidget):
     def _rows(self, controls: list[widgets.Widget]) -> list[widgets.Widget]:
         """Two columns of controls (the button under the second), the info line, plot, status."""
         columns = [widgets.VBox([self.kt, self.ks, self.blocks]),
-                   widgets.VBox([self.widths, self.graph, self.lr, self.button])]
+                   widgets.VBox([self.widths, self.graph, self.lr,
+                                 widgets.HBox([self.button, self.progress])])]
         return [widgets.HBox(columns), self.info, self.plot, self.status]
 
     def config(self) -> STGCNConfig:
@@ -93,10 +103,18 @@ class STGCNPlayground(TrainButtonWidget):
                 f"{graph}: {parameters:,} parameters, {config.time_left} time step(s) reach the "
                 f"output block")
 
+    def _baseline_losses(self) -> dict[str, float]:
+        return {name: b["loss"] for name, b in self.baselines.items()}
+
     def _refresh(self) -> None:
         text = self.describe()
         self.info.value = text
-        self.button.disabled = text.startswith("not possible")
+        if not self.running:  # a run restores the controls itself when it ends
+            self.button.disabled = text.startswith("not possible")
+            self.ks.disabled = self.graph.value != "cheb"  # first-order GCN: no Ks
+
+    def _after_run(self) -> None:
+        self._refresh()
 
     def _train(self) -> History:
         """Train a fresh model with the current settings; the plot updates every epoch, the status
@@ -105,13 +123,16 @@ class STGCNPlayground(TrainButtonWidget):
         torch.manual_seed(self.seed)
         model = STGCN(config, self.adj)
         settings = f"{self.describe().split(':')[0]}, lr {self.lr.value:.4f}"
+        view = self.epoch_view(self.epochs, settings, earlier=list(self.runs),
+                               baselines=self._baseline_losses())
         self.history = train_forecaster(model, self.splits, epochs=self.epochs,
                                         batch_size=self.batch_size, lr=self.lr.value,
-                                        seed=self.seed,
-                                        on_epoch_end=self.epoch_view(self.epochs, settings))
-        test = DataLoader(self.splits.test, batch_size=256)
-        self.test_mae = evaluate(model, test, self.splits.scaler)["mae"]
-        steps = ", ".join(f"{v:.2f}" for v in self.test_mae)
-        self.status.value = (f"test MAE per step: {steps} ({self.epochs} epochs, "
-                             f"{self.elapsed():.0f} s)")
+                                        seed=self.seed, on_epoch_end=view)
+        self.runs.append((settings, list(self.history.val_loss)))
+        val = DataLoader(self.splits.val, batch_size=256)
+        self.val_mae = evaluate(model, val, self.splits.scaler)["mae"]
+        steps = ", ".join(f"{v:.2f}" for v in self.val_mae)
+        others = ", ".join(f"{name} {b['mae']:.2f}" for name, b in self.baselines.items())
+        self.status.value = (f"validation MAE per step: {steps}; mean over steps: {others} "
+                             f"({self.epochs} epochs, {self.elapsed():.0f} s)")
         return self.history
