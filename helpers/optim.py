@@ -370,17 +370,25 @@ def optimizer_paths(
     hyper: Mapping[str, Mapping[str, object]],
     steps: int,
     start: tuple[float, float] | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
 ) -> dict[str, OptimizerPath]:
     """Run several optimizers from one start on a 2-D surface, in float64.
 
     surface: a key of SURFACES or a Surface. hyper: {optimizer name (a key of OPTIMIZERS):
     keyword arguments of its step function}, e.g. {"SGD": {"lr": 0.1}, "Adam": {"lr": 0.1}}.
     steps: number of updates (>= 1). start: (x, y), default the surface's start.
+    noise: standard deviation of Gaussian noise added to each gradient coordinate (0: the exact
+    gradient), as a mini-batch gradient is the full one plus noise; every optimizer gets the same
+    noise draws, from torch.Generator().manual_seed(seed).
     All optimizers' points are stacked as rows of one (k, 2) tensor, so each step needs one
     gradient evaluation for all of them. Returns {name: OptimizerPath} in the order of `hyper`.
     """
     s = get_surface(surface)
     start = _check_paths(hyper, steps, s.start if start is None else start)
+    check_number("noise", noise, 0)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
+    draws = noise * torch.randn(steps + 1, 1, 2, generator=generator, dtype=torch.float64)
     names = list(hyper)
     rules = [(OPTIMIZERS[name], dict(hyper[name]), {}) for name in names]  # step, settings, state
     xy = torch.tensor([start] * len(names), dtype=torch.float64)  # (k, 2)
@@ -390,6 +398,7 @@ def optimizer_paths(
         xy = xy.detach().requires_grad_(True)
         loss = s(xy)  # (k,)
         (grad,) = torch.autograd.grad(loss.sum(), xy)  # rows are independent: row i gets df/dxy_i
+        grad = grad + draws[t]
         points[t], losses[t] = xy.detach(), loss.detach()
         if t < steps:
             xy = torch.stack([step(xy[i].detach(), grad[i], state, **settings)

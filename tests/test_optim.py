@@ -309,6 +309,26 @@ def test_path_equals_a_hand_loop_over_the_step_function():
         torch.testing.assert_close(paths[name].xy, torch.stack(points), rtol=0, atol=1e-12)
 
 
+def test_gradient_noise_is_added_to_each_gradient_and_shared_by_all_optimizers():
+    hyper = {"SGD": {"lr": 0.05}, "Adam": {"lr": 0.05}}
+    exact = optimizer_paths("saddle", hyper, steps=20)
+    assert all(torch.equal(exact[n].xy, optimizer_paths("saddle", hyper, steps=20, noise=0.0)[n].xy) for n in hyper)
+    noisy = optimizer_paths("saddle", hyper, steps=20, noise=0.3, seed=4)
+    draws = 0.3 * torch.randn(21, 1, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for name, kwargs in hyper.items():  # every optimizer sees the same noise draws, step by step
+        p, state, points = torch.tensor(SURFACES["saddle"].start, dtype=torch.float64), {}, []
+        for t in range(20):
+            points.append(p)
+            q = p.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(saddle(q), q)
+            p = OPTIMIZERS[name](p, g + draws[t, 0], state, **kwargs)
+        points.append(p)
+        torch.testing.assert_close(noisy[name].xy, torch.stack(points), rtol=0, atol=1e-12)
+        assert not torch.equal(noisy[name].xy, exact[name].xy)
+    with pytest.raises(ValueError, match="noise must be a finite number in \\[0, inf\\], got -1"):
+        optimizer_paths("saddle", hyper, steps=5, noise=-1.0)
+
+
 def test_every_optimizer_reduces_the_loss_with_suggested_settings():
     for s in SURFACES.values():
         hyper = {name: {"lr": s.lr} for name in OPTIMIZERS}

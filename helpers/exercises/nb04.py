@@ -1,7 +1,5 @@
 """Exercises of notebook 04 (modules, layers, activations, initialisation)."""
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,21 +49,46 @@ def check_conv2d_parameter_count(answer):
     return None
 
 
-@exercise("04.3", "Xavier's uniform bound")
-def check_xavier_uniform_limit(answer):
-    for fan_in, fan_out, gain in [(64, 256, 1.0), (100, 100, 1.0), (12, 32, 5 / 3),
-                                  (300, 10, math.sqrt(2))]:
-        w = nn.init.xavier_uniform_(torch.empty(fan_out, fan_in), gain=gain,
-                                    generator=torch.Generator().manual_seed(0))
-        largest = w.abs().max().item()
-        got = answer(fan_in, fan_out, gain)
-        if not isinstance(got, (int, float)):
-            return f"return a number, got {type(got).__name__}"
-        if not largest <= got + 1e-6 or got > 1.01 * largest + 1e-3:
-            return (f"for fan_in={fan_in}, fan_out={fan_out}, gain={gain:.3f}: xavier_uniform_ "
-                    f"drew values up to {largest:.4f}, your bound is {got:.4f}; the variance "
-                    "should be gain^2 * 2 / (fan_in + fan_out)")
+def _forecaster_hint(cls) -> str | None:
+    """None when cls(window, hidden, depth) is a trainable ReLU forecaster, else a hint."""
+    torch.manual_seed(0)
+    model = cls(window=12, hidden=16, depth=3)
+    if not isinstance(model, nn.Module):
+        return f"FixedForecaster(...) must build an nn.Module, got {type(model).__name__}"
+    expected = (12 * 16 + 16) + 2 * (16 * 16 + 16) + (16 + 1)
+    counted = sum(p.numel() for p in model.parameters())
+    if counted == 16 + 1:
+        return ("model.parameters() holds only the head's 17 numbers: layers kept in a plain Python "
+                "list are not registered, so the optimiser never sees them (nn.ModuleList registers them)")
+    if counted != expected:
+        return (f"depth 3, window 12, hidden 16 should give {expected} parameters (3 hidden Linear "
+                f"layers and a head), got {counted}")
+    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(1))
+    out = model(x)
+    if hint := shape_hint(out, (32, 1), "model(x) for x (32, 12)"):
+        return hint
+    a, b = x[:16], x[16:]
+    if torch.allclose(model((a + b) / 2), (model(a) + model(b)) / 2, atol=1e-5):
+        return ("the model is affine (f of a mean equals the mean of f): without an activation "
+                "between them, stacked Linear layers collapse into one")
+    target = torch.sin(x.sum(dim=1, keepdim=True))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = [p.detach().clone() for p in model.parameters()]
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.mse_loss(model(x), target).backward()
+        optimizer.step()
+    unchanged = [i for i, (p, q) in enumerate(zip(model.parameters(), first, strict=True))
+                 if torch.equal(p, q)]
+    if unchanged:
+        return (f"{len(unchanged)} parameter tensors did not move in 3 Adam steps: is every layer "
+                "used in forward?")
     return None
+
+
+@exercise("04.3", "the forecaster that cannot learn")
+def check_fixed_forecaster(answer):
+    return _forecaster_hint(answer)
 
 
 def _nested_model():
@@ -112,13 +135,16 @@ def check_kl_divergence(answer):
     p[0, 0] = torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])  # zeros in p: 0 * log 0 = 0
     q = torch.softmax(torch.randn(4, 3, 6, generator=g), dim=-1)
     truth = F.kl_div(q.log(), p, reduction="none").sum(dim=-1)
+    swapped = F.kl_div(p.log(), q, reduction="none").sum(dim=-1)  # KL(q || p): p has zeros -> inf
     got = answer(p, q)
     if hint := shape_hint(got, truth.shape):
         return hint + " (sum over the last dimension only)"
+    finite = torch.isfinite(swapped)
+    if torch.isinf(got).any() and torch.allclose(got[finite], swapped[finite], atol=1e-6):
+        return ("you computed KL(q || p): the sum runs over p's distribution, sum p * log(p / q); "
+                "KL is not symmetric")
     if torch.isnan(got).any():
         return "NaN in the result: where p is 0 the term must be 0 (torch.xlogy helps)"
     if not torch.allclose(got, truth, atol=1e-6):
         return "the values differ from F.kl_div; KL(p || q) = sum p * (log p - log q)"
-    if torch.allclose(answer(q, p), truth, atol=1e-6):
-        return "the arguments are swapped: KL is not symmetric"
     return None

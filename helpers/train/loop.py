@@ -116,8 +116,9 @@ def train_epoch(
 
     loader yields (x, y) batches; model(x) is compared with y by loss_fn. With accumulation_steps=k
     the gradients of k consecutive batches are added up (each loss divided by k) before one
-    optimizer step, which matches one step on a k times larger batch; a last incomplete group
-    still steps. The scheduler, if any, steps once per optimizer step.
+    optimizer step, which matches one step on a k times larger batch; a last incomplete group of
+    r < k batches divides by r instead, so it steps with the mean gradient of its own batches (not
+    r/k of it). The scheduler, if any, steps once per optimizer step.
     device: move each batch there first. on_step(batch_loss) is called after every batch (`fit`
     hands its callbacks the batch this way); returning True ends the epoch there.
     """
@@ -126,14 +127,17 @@ def train_epoch(
     model.train()
     total, count = 0.0, 0
     optimizer.zero_grad()
+    batches = len(loader)
     for i, (x, y) in enumerate(loader, start=1):
         if device is not None:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = loss_fn(model(x), y)
-        (loss / accumulation_steps).backward()
+        group_start = i - (i - 1) % accumulation_steps  # first batch of this accumulation group
+        group_size = min(accumulation_steps, batches - group_start + 1)
+        (loss / group_size).backward()
         total += loss.item() * len(x)  # a float: the graph of this batch can be freed
         count += len(x)
-        if i % accumulation_steps == 0 or i == len(loader):
+        if i % accumulation_steps == 0 or i == batches:
             optimizer.step()
             optimizer.zero_grad()
             if scheduler is not None:
