@@ -165,7 +165,7 @@ def passenger_mae(model: nn.Module, task: NextStepTask, part: str = "test") -> f
 class DepthResult:
     """One trained network of the depth experiment: test MAE (passengers), mean pairwise cosine
     similarity of its test node embeddings (1 = collapsed), final training loss, seconds to
-    train."""
+    train, whether it had the graph (False: the no-graph control) and its seed."""
 
     block: str
     depth: int
@@ -173,16 +173,20 @@ class DepthResult:
     cosine: float
     train_loss: float
     seconds: float
+    graph: bool = True  # False: the no-graph control (identity operator, the same network)
+    seed: int = 0
 
 
 def depth_sweep(task: NextStepTask, depths: Sequence[int],
                 blocks: Sequence[str] = ("plain", "res+"), hidden: int = 16, epochs: int = 2,
                 lr: float = 5e-3, batch_size: int = 64, seed: int = 0, embedding_samples: int = 256,
-                loss: str = "mse") -> list[DepthResult]:
+                loss: str = "mse", graph: bool = True) -> list[DepthResult]:
     """Train a GCN of every depth with every skip `block`; measure accuracy and over-smoothing.
 
     Each network starts from `torch.manual_seed(seed)` and sees the batches in the same order. The
-    cosine statistic is averaged over the first `embedding_samples` test samples.
+    cosine statistic is averaged over the first `embedding_samples` test samples. graph=False
+    trains the same networks on the identity operator (no edges): the control that tells a graph
+    effect (over-smoothing) from a depth effect (a deep stack that is hard to train).
     """
     for i, block in enumerate(blocks):
         check_choice(f"blocks[{i}]", block, BLOCKS)
@@ -195,7 +199,7 @@ def depth_sweep(task: NextStepTask, depths: Sequence[int],
     for block in blocks:
         for depth in depths:
             torch.manual_seed(seed)
-            model = node_model(True, task.adjacency, hidden=hidden, num_layers=depth, block=block)
+            model = node_model(graph, task.adjacency, hidden=hidden, num_layers=depth, block=block)
             start = time.perf_counter()
             history = train_node_model(model, task, epochs=epochs, lr=lr, batch_size=batch_size,
                                        seed=seed, loss=loss)
@@ -204,5 +208,5 @@ def depth_sweep(task: NextStepTask, depths: Sequence[int],
                 model.eval()
                 cosine = mean_pairwise_cosine(model.embed(test)).mean().item()
             results.append(DepthResult(block, depth, passenger_mae(model, task), cosine,
-                                       history.train_loss[-1], seconds))
+                                       history.train_loss[-1], seconds, graph, seed))
     return results

@@ -6,7 +6,9 @@
   gradients, optimizer state and saved activations of one training step, counted from the tensors.
 - `peak_memory(fn)`: the peak bytes a call allocates above what was live before it; measured by
   `torch.cuda.max_memory_allocated` on a GPU, by the allocation events of torch's profiler on a CPU.
-- `median_seconds(fn)`: the median wall time of a few calls, after a warm-up call.
+- `time_spread(fn)`, `median_seconds(fn)`: the median (and quartiles) of the wall time of repeated
+  calls, after a warm-up call; `noise_band(baseline, again)`: the relative noise of a step timed
+  twice; `time_verdict(trick, baseline, band)`: faster, slower, or no difference.
 - `TRICKS`, `make_train_step(model, x, y, tricks)`: one STGCN training step with any combination of
   `inplace` activations (`InplaceActivations`), `free` (gradients set to None between steps),
   `accumulate` (4 micro-batches), `checkpoint` (`checkpoint_blocks`, `CheckpointedBlock`: the
@@ -24,7 +26,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -42,7 +44,10 @@ __all__ = [
     "MemoryBreakdown",
     "memory_breakdown",
     "peak_memory",
+    "time_spread",
     "median_seconds",
+    "noise_band",
+    "time_verdict",
     "TRICKS",
     "InplaceActivations",
     "CheckpointedBlock",
@@ -155,9 +160,11 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
     CUDA: `torch.cuda.max_memory_allocated` (exact, the caching allocator's own count).
     CPU: torch's profiler with `profile_memory=True` records every allocation and free by torch's
     CPU allocator; the running sum of those events, in time order, peaks at the returned value.
-    Limits: only memory torch allocates is seen (not NumPy's, not the Python objects'), and a block
-    allocated before the call and freed during it counts as a negative step (so the peak can be low
-    by such blocks).
+    Limits: only memory torch allocates is seen (not NumPy's, not the Python objects'), and the
+    profiler knows nothing of blocks allocated before it started: when one is freed during the call
+    the release is dropped (torch warns "Memory block of unknown size was allocated before the
+    profiling started"), so the result is the peak of what the call itself allocates, which can
+    exceed the rise of the total when the call frees older blocks.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -201,10 +208,12 @@ def _quiet_stderr():
         os.close(devnull)
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
-                   device: torch.device | str = "cpu") -> float:
-    """The median wall-clock seconds of `repeats` calls of `fn()`, after `warmup` untimed calls.
+def time_spread(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
+                device: torch.device | str = "cpu") -> dict[str, float]:
+    """Wall-clock seconds of `repeats` calls of `fn()` after `warmup` untimed calls, summarised:
+    {"seconds": median, "seconds_q1": first quartile, "seconds_q3": third quartile}.
 
+    The quartiles use the inclusive method (they lie between the fastest and the slowest call).
     On CUDA the device is synchronised around each call (kernels run asynchronously).
     """
     check_int("repeats", repeats)
@@ -218,7 +227,40 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive") if repeats > 1 else times * 3
+    return {"seconds": median, "seconds_q1": q1, "seconds_q3": q3}
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1,
+                   device: torch.device | str = "cpu") -> float:
+    """The median wall-clock seconds of `repeats` calls of `fn()`, after `warmup` untimed calls."""
+    return time_spread(fn, repeats, warmup, device)["seconds"]
+
+
+def noise_band(baseline: Mapping[str, float], again: Mapping[str, float]) -> float:
+    """The relative noise b of a timing, from the same step timed twice (`time_spread` results):
+    the largest of the drift between the two medians and each one's interquartile range, relative
+    to its median. A ratio of two times between 1 / (1 + b) and 1 + b is inside the noise."""
+    ratio = again["seconds"] / baseline["seconds"]
+    drift = max(ratio, 1.0 / ratio) - 1.0
+    widths = [(t["seconds_q3"] - t["seconds_q1"]) / t["seconds"] for t in (baseline, again)]
+    return max(drift, *widths)
+
+
+def time_verdict(trick: Mapping[str, float], baseline: Mapping[str, float], band: float = 0.0) -> str:
+    """"faster", "slower" or "no difference": does `trick`'s time differ from `baseline`'s beyond
+    the noise?
+
+    Both are `time_spread` results; band: the relative noise (`noise_band`). "faster" needs the
+    interquartile ranges [seconds_q1, seconds_q3] apart and the ratio of the medians below
+    1 / (1 + band); "slower" likewise above 1 + band; everything else is "no difference".
+    """
+    ratio = trick["seconds"] / baseline["seconds"]
+    if trick["seconds_q3"] < baseline["seconds_q1"] and ratio < 1.0 / (1.0 + band):
+        return "faster"
+    if trick["seconds_q1"] > baseline["seconds_q3"] and ratio > 1.0 + band:
+        return "slower"
+    return "no difference"
 
 
 # --- the tricks -----------------------------------------------------------------------------------
@@ -366,8 +408,8 @@ def accumulated_gradients(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], 
 
 def measure_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str] = (),
                  repeats: int = 5, mode: str = "train") -> dict[str, float]:
-    """Time and peak memory of one step: {"seconds": median of `repeats`, "peak_bytes": above the
-    start}.
+    """Time and peak memory of one step: {"seconds": median of `repeats`, "seconds_q1",
+    "seconds_q3": its quartiles, "peak_bytes": above the start}.
 
     mode="train": a `make_train_step` step with `tricks`; mode="eval": a forward pass in evaluation
     mode, with autograd on (tricks=()) or under `torch.no_grad()` (tricks=("no_grad",)).
@@ -385,5 +427,5 @@ def measure_step(model: nn.Module, x: Tensor, y: Tensor, tricks: Iterable[str] =
         def step():
             with torch.set_grad_enabled("no_grad" not in tricks):
                 return model(x).sum().item()
-    seconds = median_seconds(step, repeats=repeats, warmup=1, device=x.device)
-    return {"seconds": seconds, "peak_bytes": peak_memory(step, x.device)}
+    spread = time_spread(step, repeats=repeats, warmup=1, device=x.device)
+    return {**spread, "peak_bytes": peak_memory(step, x.device)}

@@ -2,15 +2,15 @@
 
 import copy
 import math
+import statistics
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.exercises import exercise
-from helpers.exercises.hints import mismatch, parameter_gap
-from helpers.train import Callback, fit, warmup_cosine
+from helpers.exercises.hints import parameter_gap
 
 
 @exercise("09.1", "fold BatchNorm into a Linear layer")
@@ -39,40 +39,80 @@ def check_fold_linear(answer):
     return None
 
 
-@exercise("09.2", "bytes of Adam's state")
-def check_adam_state_bytes(answer):
-    torch.manual_seed(0)
-    models = (nn.Linear(7, 3),
-              nn.Sequential(nn.Conv1d(2, 5, 3), nn.Flatten(), nn.Linear(5 * 8, 1)).double())
-    for model, input_shape in zip(models, [(2, 7), (2, 2, 10)], strict=True):
-        optimizer = torch.optim.Adam(model.parameters())
-        model(torch.randn(input_shape, dtype=next(model.parameters()).dtype)).sum().backward()
-        optimizer.step()
-        moments = [s[k] for s in optimizer.state.values() for k in ("exp_avg", "exp_avg_sq")]
-        truth = sum(m.numel() * m.element_size() for m in moments)
-        got = answer(model)
+# (baseline, baseline timed again, trick) in milliseconds -> the verdict, and the hint for the
+# plausible wrong verdict of each case
+_TIMING_CASES = [
+    ([100, 101, 99, 100, 102, 98, 100], [101, 100, 99, 100, 101, 100, 102],
+     [60, 61, 59, 60, 62, 60, 61], "faster", None),
+    ([100, 101, 99, 100, 102, 98, 100], [101, 100, 99, 100, 101, 100, 102],
+     [103, 97, 109, 101, 105, 99, 107], "no difference",
+     "the medians differ by 3%, but the interquartile ranges of the two overlap: that is noise"),
+    ([100, 101, 99, 100, 102, 98, 100], [101, 100, 99, 100, 101, 100, 102],
+     [60, 61, 59, 60, 62, 61, 900], "faster",
+     "one slow call (a busy machine) pulls the mean up; compare medians, not means"),
+    ([100, 101, 99, 100, 102, 98, 100], [140, 141, 139, 140, 142, 138, 140],
+     [125, 126, 124, 125, 127, 125, 126], "no difference",
+     "the same plain step, timed again, moved by 40%: a change of 25% is inside that drift"),
+    ([100, 101, 99, 100, 102, 98, 100], [101, 100, 99, 100, 101, 100, 102],
+     [150, 151, 149, 150, 152, 150, 151], "slower", None),
+]
+
+
+@exercise("09.2", "does a trick help, or is it noise?")
+def check_timing_verdict(answer):
+    for baseline, again, trick, truth, hint in _TIMING_CASES:
+        got = answer([t / 1000 for t in baseline], [t / 1000 for t in again],
+                     [t / 1000 for t in trick])
+        if got not in ("faster", "slower", "no difference"):
+            return f"return one of 'faster', 'slower', 'no difference', got {got!r}"
         if got != truth:
-            return mismatch(type(model).__name__, f"{truth} bytes", got,
-                            " (two moments per parameter element)")
+            median = statistics.median(trick) / statistics.median(baseline)
+            case = f"trick/baseline median ratio {median:.2f}, baseline again {again[:3]}... ms"
+            return f"for {case}: expected {truth!r}, got {got!r}" + (f" ({hint})" if hint else "")
     return None
 
 
-@exercise("09.3", "one optimiser step with gradient accumulation")
+def _sgd_after(model, pieces, weights, lr=0.1):
+    """The model after one SGD step on the sum of weighted micro-batch losses."""
+    model = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer.zero_grad()
+    for (xb, yb), w in zip(pieces, weights, strict=True):
+        (F.mse_loss(model(xb), yb) * w).backward()
+    optimizer.step()
+    return model
+
+
+@exercise("09.3", "repair a gradient-accumulation step")
 def check_accumulate_step(answer):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)).double()
-    x, y = torch.randn(12, 4, dtype=torch.float64), torch.randn(12, 1, dtype=torch.float64)
-    ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
-    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.1)
-    optimizer.zero_grad()
-    F.mse_loss(theirs(x), y).backward()
-    optimizer.step()
-    answer(ours, x, y, torch.optim.SGD(ours.parameters(), lr=0.1), 3)
-    difference = parameter_gap(ours, theirs)
-    if not difference < 1e-12:
-        return (f"after your step the weights differ from one step on the whole batch by "
-                f"{difference:.2e}: divide each micro-batch loss by the number of micro-batches, "
-                "step once at the end")
+    for batch, micro_batches in ((12, 3), (10, 3), (10, 4)):
+        x = torch.randn(batch, 4, dtype=torch.float64)
+        y = torch.randn(batch, 1, dtype=torch.float64)
+        pieces = list(zip(x.chunk(micro_batches), y.chunk(micro_batches), strict=True))
+        truth = _sgd_after(model, [(x, y)], [1.0])
+        ours = copy.deepcopy(model)
+        answer(ours, x, y, torch.optim.SGD(ours.parameters(), lr=0.1), micro_batches)
+        if parameter_gap(ours, truth) < 1e-12:
+            continue
+        sizes = [len(xb) for xb, _ in pieces]
+        shares = [size / batch for size in sizes]
+        scales = ([1.0] * len(pieces), [1.0 / len(pieces)] * len(pieces), shares)
+        mistakes = {
+            "only the last micro-batch's gradient is left: zero the gradients once, before the loop":
+                [_sgd_after(model, pieces[-1:], w[-1:]) for w in scales],
+            "the step is as long as the sum of the micro-batch losses: scale each loss down":
+                [_sgd_after(model, pieces, scales[0])],
+            f"the pieces are unequal here ({sizes} samples): dividing by the number of pieces "
+            "weighs the small one too much; weigh each loss by its share of the samples":
+                [_sgd_after(model, pieces, scales[1])],
+        }
+        for hint, wrongs in mistakes.items():
+            if any(parameter_gap(ours, wrong) < 1e-12 for wrong in wrongs):
+                return f"a batch of {batch} in {micro_batches} micro-batches: {hint}"
+        return (f"a batch of {batch} in {micro_batches} micro-batches: the weights differ from one "
+                f"step on the whole batch by {parameter_gap(ours, truth):.2e}")
     return None
 
 
@@ -87,25 +127,44 @@ def check_warmup_linear(answer):
     return None
 
 
-@exercise("09.5", "a callback that records the learning rate")
-def check_lr_recorder(answer):
-    recorder = answer()
-    if not isinstance(recorder, Callback):
-        return "return an instance of a helpers.train.Callback subclass"
+class _Log(nn.Module):
+    def forward(self, x):
+        return torch.log(x)  # NaN for negative inputs
+
+
+class _OutOfOrder(nn.Module):
+    """Registers `later` before `first` but runs `first` first."""
+
+    def __init__(self):
+        super().__init__()
+        self.later = nn.Linear(3, 3)
+        self.first = _Log()
+
+    def forward(self, x):
+        return self.later(self.first(x))
+
+
+@exercise("09.5", "find the first layer that produces NaN")
+def check_first_non_finite(answer):
     torch.manual_seed(0)
-    x = torch.randn(40, 3)
-    loader = DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8)
-    model = nn.Linear(3, 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    scheduler = warmup_cosine(optimizer, warmup_steps=3, total_steps=10)
-    fit(model, loader, F.mse_loss, optimizer, epochs=2, scheduler=scheduler, callbacks=[recorder])
-    # the lr after steps 1, 2, 3 (the scheduler steps first)
-    truth = [0.1 * f for f in (2 / 3, 1.0, 1.0)]
-    lrs = getattr(recorder, "lrs", None)
-    if not isinstance(lrs, list) or len(lrs) != 10:
-        return ("keep a list `self.lrs` with one learning rate per batch: 10 batches ran, "
-                f"got {lrs!r}")
-    if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(lrs[:3], truth, strict=True)):
-        expected, got = [round(v, 4) for v in truth], [round(v, 4) for v in lrs[:3]]
-        return f"the first learning rates should be {expected}, got {got}"
+    x = torch.randn(4, 3)
+    chain = nn.Sequential(OrderedDict(lin=nn.Linear(3, 3), act=nn.Tanh(), log=_Log(),
+                                      proj=nn.Linear(3, 3), out=nn.ReLU()))
+    cases = [(chain, "log"), (nn.Sequential(nn.Linear(3, 3), nn.Tanh()), None),
+             (nn.Sequential(OrderedDict(pre=nn.Tanh(), block=_OutOfOrder())), "block.first")]
+    for model, truth in cases:
+        got = answer(model, x)
+        if any(m._forward_hooks for m in model.modules()):
+            return "your hooks are still registered: keep the handles and call handle.remove()"
+        if got == truth:
+            continue
+        if truth is None:
+            return f"no output of this model is NaN or infinite: return None, got {got!r}"
+        if got == "block.later":
+            return ("you returned the first module in registration order; hooks fire in the order "
+                    "the modules run")
+        if got in ("proj", "out", "block"):
+            return (f"expected {truth!r}, got {got!r}: NaN propagates to every later layer, so the "
+                    "culprit is the first leaf module (no children) whose output is not finite")
+        return f"expected {truth!r}, got {got!r}"
     return None

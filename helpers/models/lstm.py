@@ -17,8 +17,9 @@ __all__ = ["LSTMCellFromScratch", "unroll", "LSTMForecaster", "gradient_norms_th
 
 
 class LSTMCellFromScratch(nn.Module):
-    """One LSTM step written gate by gate, with the equations of Hochreiter and Schmidhuber (and
-    PyTorch):
+    """One LSTM step written gate by gate, with the equations of PyTorch's `nn.LSTM`: the LSTM of
+    Hochreiter and Schmidhuber (1997) with the forget gate that Gers, Schmidhuber and Cummins (2000)
+    added:
 
         f = sigmoid(W_f [x, h] + b_f)     forget gate: how much of the old cell state to keep
         i = sigmoid(W_i [x, h] + b_i)     input gate: how much of the candidate to write
@@ -129,14 +130,19 @@ class LSTMForecaster(nn.Module):
     forward(x): x (batch, time, features) -> (batch, horizon), or x (batch, time, nodes, features)
     -> (batch, horizon, nodes): every station is an independent sequence through the same weights
     (no graph). A many-to-one encoder with a linear multi-step head: all horizon steps at once.
+
+    truncate=k runs the encoder over chunks of k steps and detaches the state (h, c) between
+    chunks: truncated backpropagation through time. The forward values are unchanged; the gradient
+    reaches only the last k input steps (the last chunk, which may be shorter). None: full BPTT.
     """
 
     def __init__(self, in_features: int = 1, hidden_size: int = 32, horizon: int = 1,
-                 num_layers: int = 1, dropout: float = 0.0):
+                 num_layers: int = 1, dropout: float = 0.0, truncate: int | None = None):
         super().__init__()
         self.in_features = check_int("in_features", in_features)
         self.hidden_size = check_int("hidden_size", hidden_size)
         self.horizon = check_int("horizon", horizon)
+        self.truncate = None if truncate is None else check_int("truncate", truncate)
         check_int("num_layers", num_layers)
         self.lstm = nn.LSTM(in_features, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
@@ -150,8 +156,16 @@ class LSTMForecaster(nn.Module):
             batch, time, nodes, features = x.shape
             seqs = x.permute(0, 2, 1, 3).reshape(batch * nodes, time, features)
             return self.forward(seqs).reshape(batch, nodes, self.horizon).transpose(1, 2)
-        _, (h, _) = self.lstm(x)  # h: (num_layers, batch, hidden)
-        return self.head(h[-1])  # (batch, horizon)
+        if self.truncate is None:
+            _, (h, _) = self.lstm(x)  # h: (num_layers, batch, hidden)
+            return self.head(h[-1])  # (batch, horizon)
+        ends = list(range(x.size(1), 0, -self.truncate))[::-1]  # the last chunk has k steps
+        state = None
+        for start, stop in zip([0, *ends[:-1]], ends, strict=True):
+            if state is not None:
+                state = tuple(s.detach() for s in state)  # gradients stop here
+            _, state = self.lstm(x[:, start:stop], state)
+        return self.head(state[0][-1])  # (batch, horizon)
 
 
 def gradient_norms_through_time(model: nn.RNN | nn.LSTM | nn.GRU, seq_len: int,
