@@ -52,6 +52,12 @@ def test_tagging_refuses_exercises_nbgrader_cannot_grade(sources, message):
         tag_notebook(_cells(*sources), "x.ipynb")
 
 
+def test_tagging_refuses_text_that_quotes_the_solution_marker():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"write it between `{BEGIN}` and `{END}`")])
+    with pytest.raises(ValueError, match="quotes"):
+        tag_notebook(nb, "x.ipynb")
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, repo):
     """A course with two released assignments and three submissions each, autograded."""

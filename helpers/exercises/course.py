@@ -63,14 +63,18 @@ def tag_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.
     """A copy of `nb` whose exercise cells carry nbgrader metadata and whose other cells carry none.
 
     Each answer cell is paired with the next check cell. Raises ValueError, naming the cell, for
-    an answer cell without a check after it, a check without an answer cell before it, or a cell
-    holding both (nbgrader grades answers and checks as separate cells).
+    an answer cell without a check after it, a check without an answer cell before it, a cell
+    holding both (nbgrader grades answers and checks as separate cells), or a text cell quoting
+    the solution marker (nbgrader would treat it as a solution).
     """
     nb = nbformat.from_dict(nb)
     pending = None  # index of an answer cell still waiting for its check
     for index, cell in enumerate(nb.cells):
         cell.metadata.pop("nbgrader", None)
         if cell.cell_type != "code":
+            if BEGIN in cell.source:  # nbgrader would cut a "solution" out of the text
+                raise ValueError(f"{name} cell {index} is text that quotes '{BEGIN}'; "
+                                 f"describe the markers without writing them out")
             continue
         check = CHECK_CALL.search(cell.source)
         if BEGIN in cell.source:
