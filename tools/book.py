@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "build" / "book")
     args = parser.parse_args(argv)
     missing = stage(args.notebooks, args.out / "src", args.solutions)
+    if (args.out / "html").exists():  # generated: a page removed from the workbook must not linger
+        shutil.rmtree(args.out / "html")
     for term in missing:
         print(f"note: glossary term without a first use to link to: {term}")
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-n",
