@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import nbformat
 
+from helpers.exercises.course import CHECK_CALL
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 MAX_BYTES = 1_000_000
-CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d\.\d+)["']""")
 
 
 def notebooks() -> list[Path]:

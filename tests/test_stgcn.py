@@ -376,31 +376,6 @@ def test_predict_change_adds_the_last_input_step_to_the_same_network():
         small_config(out_channels=2, predict_change=True)
 
 
-# --- the notebook 08 widget: a thin shell over STGCNConfig, count_parameters and train_forecaster ---------
-def test_stgcn_playground_describes_refuses_and_trains():
-    from helpers.data import make_splits
-    from helpers.widgets import STGCNPlayground
-
-    g = torch.Generator().manual_seed(0)
-    values = torch.randn(120, 7, 2, generator=g).cumsum(dim=0) * 0.1
-    splits = make_splits(values, input_len=8, output_len=2)
-    pg = STGCNPlayground(splits, ring_graph(), epochs=2, widths="8,4,8", Kt=2)
-    expected = count_parameters(STGCN(pg.config(), ring_graph()))
-    assert pg.info.value == (f"2 block(s) of 8,4,8 channels, Kt=2, Chebyshev, Ks=3: {expected:,} parameters, "
-                             f"4 time step(s) reach the output block")
-    pg.graph.value = "gcn"
-    assert "first-order GCN" in pg.info.value and pg.config().graph_conv == "gcn"
-    pg.kt.value, pg.blocks.value = 4, 3  # 3 blocks remove 18 steps from a window of 8
-    assert pg.info.value.startswith("not possible: input_len=8 is too short") and pg.button.disabled
-    pg.kt.value, pg.blocks.value = 2, 1
-    before = pg.plot.value
-    history = pg.run()
-    assert len(history.train_loss) == 2 and pg.plot.value != before and not pg.button.disabled
-    assert pg.status.value.startswith("validation MAE per step: ") and len(pg.val_mae) == 2  # test part unseen
-    with pytest.raises(ValueError, match="widths must be one of"):
-        STGCNPlayground(splits, ring_graph(), widths="5,5,5")
-
-
 # --- notebook 08's claim on the shipped data ------------------------------------------------------
 def test_on_metro_the_stgcn_beats_the_lstm_which_beats_the_historical_average():
     """Notebook 08 trains both networks with these settings (6 epochs each, seeds 0, 2 threads) on the metro

@@ -34,7 +34,7 @@ from helpers.files import write_atomic
 
 POINTS = 1
 SCHEMA_VERSION = 3
-CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d)\.(\d+)["']""")
+CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](\d\d\.\d+)["']""")  # group 1: the exercise id "NN.k"
 COURSE_ID = "metro-stgcn-workbook"
 _CONFIG = '''\
 # nbgrader configuration written by `make course` (helpers/exercises/course.py); edit freely.
@@ -86,10 +86,11 @@ def tag_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.
             pending = index
         elif check:
             if pending is None:
-                raise ValueError(f"{name} cell {index} checks exercise {check[1]}.{check[2]} but "
+                raise ValueError(f"{name} cell {index} checks exercise {check[1]} but "
                                  f"no solution cell comes before it")
-            nb.cells[pending].metadata["nbgrader"] = _answer_metadata(*check.groups())
-            cell.metadata["nbgrader"] = _check_metadata(*check.groups())
+            notebook, number = check[1].split(".")
+            nb.cells[pending].metadata["nbgrader"] = _answer_metadata(notebook, number)
+            cell.metadata["nbgrader"] = _check_metadata(notebook, number)
             pending = None
     if pending is not None:
         raise ValueError(f"{name} cell {pending} has a solution but no check cell after it")
