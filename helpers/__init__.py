@@ -19,7 +19,10 @@ can read it from the top down without meeting a name that is defined later.
    - `python -m helpers.data make-metro DIR` (data/__main__.py) regenerates the shipped file
 3. Metrics, graphs and figures
    - `metrics`   masked MAE, RMSE, MAPE per horizon step
-   - `graph`     adjacency normalisation, Laplacians, Chebyshev bases, graph convolution layers, GCN stacks
+   - `graph` (a package; import every name from `helpers.graph`)
+     - `graph.operators`  adjacency normalisation, Laplacians, Chebyshev bases, dense or sparse layout, `propagate`
+     - `graph.layers`     graph convolution layers (`GraphConv`, `ChebGraphConv`), deep GCN blocks and stacks
+     - `graph.smoothing`  two measures of over-smoothing
    - `plots`     the figures the notebooks and the command line share (network map, forecasts, cost bars)
 4. Models (`helpers.models`, a package)
    - `models.lstm`       the LSTM cell by hand, `unroll`, `LSTMForecaster`, gradients through time

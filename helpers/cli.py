@@ -48,6 +48,7 @@ from helpers.graph import OPERATOR_LAYOUTS
 from helpers.models import STGCN, LSTMForecaster, STGCNConfig, baseline_forecast, count_parameters
 from helpers.notebook import seed_everything
 from helpers.plots import figure_png, plot_forecast
+from helpers.speed import keep_freed_memory
 from helpers.train import (
     CLOCKS,
     FORECASTS,
@@ -468,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.threads:  # more threads than CPUs can crash torch
             torch.set_num_threads(check_int("--threads", args.threads, 1, os.cpu_count()))
+        keep_freed_memory()  # reuse freed activations instead of fresh zero-filled pages
         runtime = setup_runtime(args.device, args.backend)
         result = run(args, runtime)
     except (ValueError, OSError) as exc:  # OSError: missing or unreadable files, failed downloads

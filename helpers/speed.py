@@ -16,12 +16,14 @@
 - `accumulated_gradients(model, loss_fn, x, y, micro_batches)`: the gradients of one batch computed
   in pieces; they equal the whole batch's (tested).
 - `measure_step(model, x, y, tricks)`: time and peak memory of one step, as notebook 09's tables.
+- `keep_freed_memory()`: glibc keeps freed blocks for the next allocation (the command line calls it).
 The figure of these costs is `helpers.plots.cost_bars`.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
 import os
 import statistics
 import sys
@@ -192,6 +194,25 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
             live += e.nbytes()
             peak = max(peak, live)
     return peak
+
+
+def keep_freed_memory(trim_bytes: int = 2**30) -> bool:
+    """Make glibc's malloc keep freed memory for the next allocation instead of returning it.
+
+    A CPU training step allocates and frees activations of tens of megabytes. glibc serves blocks
+    above 32 MB with mmap and unmaps them when freed, so the next step's blocks are new pages
+    that the kernel zero-fills on first touch (page faults: system time). On a 675-node network
+    an STGCN step took much longer without this (benchmarks/results/large_network.json).
+    With mmap off, freed blocks go back to the heap and are reused; up to `trim_bytes` of free
+    memory at its top is kept. PyTorch's performance tuning guide suggests the same aim with
+    jemalloc or TCMalloc. Returns False, changing nothing, where the C library is not glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # macOS, Windows, musl
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, trim_bytes))
 
 
 @contextmanager

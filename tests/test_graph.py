@@ -163,14 +163,15 @@ def test_graph_conv_matches_pyg_gcnconv(adj):
 
 
 @pytest.mark.parametrize("adj", GRAPHS)
-@pytest.mark.parametrize("K", [1, 2, 4])
+@pytest.mark.parametrize("K", [1, 2, 3, 4])
 @pytest.mark.parametrize("lambda_max", ["pyg-default-2", "true"])
-def test_cheb_graph_conv_matches_pyg_chebconv(adj, K, lambda_max):
+@pytest.mark.parametrize("channels", [(5, 4), (5, 7)], ids=["weights-first", "propagate-first"])
+def test_cheb_graph_conv_matches_pyg_chebconv(adj, K, lambda_max, channels):
     torch.manual_seed(0)
     n = adj.size(0)
-    ours = ChebGraphConv(5, 4, K=K)
+    ours = ChebGraphConv(*channels, K=K)
     nn.init.normal_(ours.bias)
-    ref = pyg_nn.ChebConv(5, 4, K=K, normalization="sym")
+    ref = pyg_nn.ChebConv(*channels, K=K, normalization="sym")
     with torch.no_grad():
         for k in range(K):
             ref.lins[k].weight.copy_(ours.weight[k].T)

@@ -15,7 +15,7 @@ HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 LAYERS = {
     "foundations": [r"helpers", r"helpers\.(checks|files|notebook)"],
     "data": [r"helpers\.data(\.(?!__main__)\w+)?"],
-    "metrics, graphs and figures": [r"helpers\.(metrics|graph|plots)"],
+    "metrics, graphs and figures": [r"helpers\.(metrics|plots)", r"helpers\.graph(\.\w+)?"],
     "models": [r"helpers\.models(\.\w+)?"],
     "distributed": [r"helpers\.distributed"],
     "training": [r"helpers\.train(\.(?!__main__)\w+)?", r"helpers\.(optim|node_task|speed|hooks)"],

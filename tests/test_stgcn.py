@@ -18,6 +18,7 @@ from helpers.models import (
     STConvBlock,
     STGCNConfig,
     TemporalGatedConv,
+    conv_over_time,
     count_parameters,
     graph_operator,
 )
@@ -432,3 +433,30 @@ def test_on_los_loop_two_epochs_beat_persistence_clearly(shared_dir):
     stgcn = evaluate(model, DataLoader(splits.test, batch_size=256), splits.scaler)["overall"]
     persistence = forecast_metrics(*baseline_forecast("persistence", los, splits))["overall"]
     assert stgcn["rmse"] < 0.95 * persistence["rmse"] and stgcn["mae"] < 0.95 * persistence["mae"], (stgcn, persistence)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("c_in, kernel", [(1, 3), (4, 3), (3, 4)])
+def test_conv_over_time_matches_conv2d_forward_and_backward(c_in, kernel, bias):
+    """The matrix-product backward of `conv_over_time` against torch's own Conv2d (float64)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(c_in, 6, kernel_size=(kernel, 1), bias=bias).double()
+    x = torch.randn(2, 7, 5, c_in, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(2, 8 - kernel, 5, 6, dtype=torch.float64)
+    ours = conv_over_time(conv, x)
+    ours_grads = torch.autograd.grad(ours, [x, *conv.parameters()], grad)
+    ref = conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    ref_grads = torch.autograd.grad(ref, [x, *conv.parameters()], grad)
+    assert ours.shape == (2, 8 - kernel, 5, 6)
+    assert (ours - ref).abs().max() < 1e-12
+    for a, b in zip(ours_grads, ref_grads, strict=True):
+        assert (a - b).abs().max() < 1e-12
+    assert torch.autograd.gradcheck(lambda inp: conv_over_time(conv, inp), (x,))
+
+
+def test_conv_over_time_skips_gradients_nobody_asked_for():
+    conv = nn.Conv2d(2, 3, kernel_size=(2, 1))
+    conv.weight.requires_grad_(False)
+    x = torch.randn(1, 4, 3, 2)  # no gradient for the input either
+    conv_over_time(conv, x).sum().backward()
+    assert conv.weight.grad is None and conv.bias.grad is not None

@@ -85,7 +85,7 @@ MUTANTS = [
              "    return param.add(direction, alpha=-1)")),
            ("tests/test_optim.py",),
            "momentum folds the learning rate into the buffer (same path only at a constant lr)"),
-    Mutant("propagate_transposed", "helpers/graph.py",
+    Mutant("propagate_transposed", "helpers/graph/operators.py",
            (("    out = operator @ moved.reshape(", "    out = operator.t() @ moved.reshape("),),
            ("tests/test_graph.py",),
            "propagate multiplies by the transposed operator (the same on undirected graphs only)"),

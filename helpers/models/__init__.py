@@ -3,7 +3,8 @@
 - `models.lstm`: the LSTM cell written out gate by gate (`LSTMCellFromScratch`), `unroll`, the
   `LSTMForecaster`, and `gradient_norms_through_time` (notebook 06).
 - `models.stgcn`: the STGCN in parts: `TemporalGatedConv`, `STConvBlock`, `OutputBlock`, `Align`,
-  `STGCN` built from an `STGCNConfig`, plus `graph_operator` and `count_parameters` (notebook 08).
+  `STGCN` built from an `STGCNConfig`, plus `graph_operator`, `conv_over_time` (the temporal
+  convolution on channels-last tensors) and `count_parameters` (notebook 08).
 - `models.baselines`: forecasts without training: `nearest_neighbour_forecast` (notebook 03),
   `historical_average`, `subtract_profile` (the deviation from it), and `baseline_forecast`
   (persistence or historical average on a split).
@@ -28,6 +29,7 @@ from helpers.models.stgcn import (
     STConvBlock,
     STGCNConfig,
     TemporalGatedConv,
+    conv_over_time,
     count_parameters,
     graph_operator,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "OutputBlock",
     "Align",
     "graph_operator",
+    "conv_over_time",
     "count_parameters",
     "GATES",
     "GRAPH_CONVS",

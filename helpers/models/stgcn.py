@@ -108,6 +108,47 @@ class Align(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, {how}"
 
 
+def conv_over_time(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A `Conv2d` with kernel (Kt, 1) applied to channels-last x: `conv(x.permute(0, 3, 1, 2))`
+    permuted back, (B, T, N, C_in) -> (B, T - Kt + 1, N, C_out).
+
+    On a CPU without autocast its backward is matrix products (`_TimeConvFunction`) instead of
+    oneDNN's convolution backward, which was slower for the STGCN's layers
+    (benchmarks/results/large_network.json); the results are the same up to rounding (tested).
+    """
+    if x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        return _TimeConvFunction.apply(x, conv.weight, conv.bias)
+    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class _TimeConvFunction(torch.autograd.Function):
+    """conv2d over time of channels-last x, with the gradients as matrix products. Row r of the
+    windows matrix holds the Kt input steps that output row r (one of B T' N) saw, C_in channels
+    each: grad_weight = windows^T grad_out, one product for all taps (a product per tap is slow
+    when C_in is small), and grad_x[:, k : k + T'] += grad_out weight[:, :, k]."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return F.conv2d(x.permute(0, 3, 1, 2), weight, bias).permute(0, 2, 3, 1)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        c_out, c_in, kt = weight.shape[:3]
+        steps, g = grad_out.size(1), grad_out.reshape(-1, c_out)  # (B T' N, C_out)
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[1]:
+            windows = torch.cat([x[:, k : k + steps] for k in range(kt)], dim=-1)  # (B, T', N, Kt C_in)
+            grad_weight = (windows.reshape(-1, kt * c_in).T @ g).view(kt, c_in, c_out)
+            grad_weight = grad_weight.permute(2, 1, 0).unsqueeze(-1).contiguous()
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.zeros_like(x)
+            for k in range(kt):
+                grad_x[:, k : k + steps] += (g @ weight[:, :, k, 0]).view(*grad_out.shape[:-1], c_in)
+        return grad_x, grad_weight, g.sum(0) if ctx.needs_input_grad[2] else None
+
+
 class TemporalGatedConv(nn.Module):
     """Temporal gated convolution (时间门控卷积): a 1-d convolution over time, shared by all
     nodes, then a gate.
@@ -140,7 +181,7 @@ class TemporalGatedConv(nn.Module):
         if x.dim() != 4 or x.size(-1) != self.in_channels or x.size(1) < self.kernel_size:
             raise ValueError(f"x must have shape (batch, time >= {self.kernel_size}, nodes, "
                              f"{self.in_channels}), got {tuple(x.shape)}")
-        h = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, T', N, parts * C_out)
+        h = conv_over_time(self.conv, x)  # (B, T', N, parts * C_out)
         if self.gate == "glu":
             p, q = h.chunk(2, dim=-1)
             return (p + self.align(x[:, self.kernel_size - 1 :])) * torch.sigmoid(q)
