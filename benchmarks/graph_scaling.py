@@ -13,7 +13,8 @@ so that it runs on two loaded cores: the points are estimates, recorded with eve
 seconds, the load average, the thread count and the torch version. The dense operator is not timed above
 700 nodes (--dense-limit): its products grow with the square of the nodes. `crossover` says from which
 size sparse steps were faster beyond the noise (non-overlapping quartiles of CPU seconds), which
-`helpers.graph.SPARSE_MIN_NODES` cites.
+`helpers.graph.SPARSE_MIN_NODES` cites. Freed memory is kept for reuse
+(`helpers.speed.keep_freed_memory`), as the command line does.
 
 Writes benchmarks/results/graph_scaling.json (atomically).
 """
@@ -38,7 +39,7 @@ from helpers.data import GraphTimeSeries, load_los_loop, load_metro  # noqa: E40
 from helpers.files import write_atomic  # noqa: E402
 from helpers.graph import SPARSE_MAX_DENSITY, SPARSE_MIN_NODES, choose_layout, to_sparse  # noqa: E402
 from helpers.models import STGCN, STGCNConfig, graph_operator  # noqa: E402
-from helpers.speed import peak_memory  # noqa: E402
+from helpers.speed import keep_freed_memory, peak_memory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "graph_scaling.json"
 
@@ -200,6 +201,7 @@ def main() -> None:
     parser.add_argument("--dense-limit", type=int, default=700, help="largest network timed with a dense operator")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the command line does
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     rows = scaling(args.quick, args.dense_limit)
@@ -211,8 +213,10 @@ def main() -> None:
                  f"COO or CSR; epoch seconds = median step x {BATCHES_PER_EPOCH} batches (a 744-step series, "
                  f"70 % training windows), validation not included; 'auto' is the layout helpers.graph."
                  f"choose_layout picks, its row the same measurement; peak_bytes: torch's allocations in one step "
-                 f"(helpers.speed.peak_memory). Few steps per point (1 warm-up + 2 or 3 timed) on a shared, "
-                 f"loaded machine: estimates. Dense is not timed above --dense-limit nodes."),
+                 f"(helpers.speed.peak_memory). Few steps per point (1 warm-up + 5 timed up to 700 nodes, 2 above) "
+                 f"on a shared machine: estimates. Freed memory is kept for reuse "
+                 f"(helpers.speed.keep_freed_memory), as the command line does. Dense is not timed above "
+                 f"--dense-limit nodes."),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                     "torch": torch.__version__, "load_average_before": load_before,
                     "load_average_after": os.getloadavg(), "seconds": round(time.perf_counter() - t0, 1)},

@@ -52,7 +52,7 @@ def test_fixed_gate_agrees_with_the_helpers_layer():
     torch.manual_seed(0)
     layer = TemporalGatedConv(4, 4, 3, gate="glu")
     x = torch.randn(2, 6, 3, 4)
-    conv_out = layer.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    conv_out = layer.conv(x)  # (B, T', N, 2 C): TemporalConv takes channels-last input
     assert torch.allclose(fixed(conv_out, x, 3), layer(x), atol=1e-6)
 
 

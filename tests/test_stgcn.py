@@ -17,8 +17,8 @@ from helpers.models import (
     OutputBlock,
     STConvBlock,
     STGCNConfig,
+    TemporalConv,
     TemporalGatedConv,
-    conv_over_time,
     count_parameters,
     graph_operator,
 )
@@ -435,28 +435,29 @@ def test_on_los_loop_two_epochs_beat_persistence_clearly(shared_dir):
     assert stgcn["rmse"] < 0.95 * persistence["rmse"] and stgcn["mae"] < 0.95 * persistence["mae"], (stgcn, persistence)
 
 
-@pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("c_in, kernel", [(1, 3), (4, 3), (3, 4)])
-def test_conv_over_time_matches_conv2d_forward_and_backward(c_in, kernel, bias):
-    """The matrix-product backward of `conv_over_time` against torch's own Conv2d (float64)."""
+def test_temporal_conv_matches_conv2d_forward_and_backward(c_in, kernel):
+    """`TemporalConv`'s matrix-product weight gradient against torch's own conv2d (float64)."""
     torch.manual_seed(0)
-    conv = nn.Conv2d(c_in, 6, kernel_size=(kernel, 1), bias=bias).double()
+    conv = TemporalConv(c_in, 6, kernel).double()
     x = torch.randn(2, 7, 5, c_in, dtype=torch.float64, requires_grad=True)
     grad = torch.randn(2, 8 - kernel, 5, 6, dtype=torch.float64)
-    ours = conv_over_time(conv, x)
-    ours_grads = torch.autograd.grad(ours, [x, *conv.parameters()], grad)
-    ref = conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-    ref_grads = torch.autograd.grad(ref, [x, *conv.parameters()], grad)
-    assert ours.shape == (2, 8 - kernel, 5, 6)
+    ours = conv(x)
+    ours_grads = torch.autograd.grad(ours, [x, conv.weight, conv.bias], grad)
+    ref = F.conv2d(x.permute(0, 3, 1, 2), conv.weight, conv.bias).permute(0, 2, 3, 1)
+    ref_grads = torch.autograd.grad(ref, [x, conv.weight, conv.bias], grad)
+    assert isinstance(conv, nn.Conv2d) and ours.shape == (2, 8 - kernel, 5, 6)
     assert (ours - ref).abs().max() < 1e-12
     for a, b in zip(ours_grads, ref_grads, strict=True):
         assert (a - b).abs().max() < 1e-12
-    assert torch.autograd.gradcheck(lambda inp: conv_over_time(conv, inp), (x,))
+    assert torch.autograd.gradcheck(conv, (x,))
 
 
-def test_conv_over_time_skips_gradients_nobody_asked_for():
-    conv = nn.Conv2d(2, 3, kernel_size=(2, 1))
+def test_temporal_conv_skips_gradients_nobody_asked_for_and_keeps_hooks():
+    conv = TemporalConv(2, 3, 2)
     conv.weight.requires_grad_(False)
+    seen = []
+    conv.register_forward_hook(lambda module, inputs, output: seen.append(tuple(output.shape)))
     x = torch.randn(1, 4, 3, 2)  # no gradient for the input either
-    conv_over_time(conv, x).sum().backward()
-    assert conv.weight.grad is None and conv.bias.grad is not None
+    conv(x).sum().backward()
+    assert conv.weight.grad is None and conv.bias.grad is not None and seen == [(1, 3, 3, 3)]

@@ -161,9 +161,10 @@ def to_sparse(operator: Tensor, layout: str = "coo") -> Tensor:
 #: Layouts of `as_layout` (and of the STGCN's `graph_operator` and `--graph-operator`).
 OPERATOR_LAYOUTS = ("auto", "dense", "sparse")
 #: "auto" keeps an operator dense below this many nodes. In benchmarks/results/graph_scaling.json
-#: sparse STGCN training steps cost as much as dense ones at 51 and 100 nodes, 18% less CPU at 207
-#: and 35% less at 400: the switch comes where the gain is large, and the notebooks' networks (51,
-#: 207 nodes) keep the dense operator their outputs were made with (sparse sums round differently).
+#: sparse STGCN training steps cost about as much CPU as dense ones at 51 and 100 nodes, 9% less at
+#: 207, 13% less at 400 and 21% less at 675: the switch comes where the gain passes a tenth, and the
+#: notebooks' networks (51, 207 nodes) keep the dense operator their outputs were made with (sparse
+#: sums round differently).
 SPARSE_MIN_NODES = 400
 #: ... or when more than this fraction of its entries is non-zero: a cautious bound, as the
 #: benchmark's networks have at most 7% (Los-loop).

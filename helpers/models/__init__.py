@@ -3,8 +3,8 @@
 - `models.lstm`: the LSTM cell written out gate by gate (`LSTMCellFromScratch`), `unroll`, the
   `LSTMForecaster`, and `gradient_norms_through_time` (notebook 06).
 - `models.stgcn`: the STGCN in parts: `TemporalGatedConv`, `STConvBlock`, `OutputBlock`, `Align`,
-  `STGCN` built from an `STGCNConfig`, plus `graph_operator`, `conv_over_time` (the temporal
-  convolution on channels-last tensors) and `count_parameters` (notebook 08).
+  `STGCN` built from an `STGCNConfig`, plus `TemporalConv` (the convolution over time of
+  channels-last tensors), `graph_operator` and `count_parameters` (notebook 08).
 - `models.baselines`: forecasts without training: `nearest_neighbour_forecast` (notebook 03),
   `historical_average`, `subtract_profile` (the deviation from it), and `baseline_forecast`
   (persistence or historical average on a split).
@@ -28,8 +28,8 @@ from helpers.models.stgcn import (
     OutputBlock,
     STConvBlock,
     STGCNConfig,
+    TemporalConv,
     TemporalGatedConv,
-    conv_over_time,
     count_parameters,
     graph_operator,
 )
@@ -46,8 +46,8 @@ __all__ = [
     "STConvBlock",
     "OutputBlock",
     "Align",
+    "TemporalConv",
     "graph_operator",
-    "conv_over_time",
     "count_parameters",
     "GATES",
     "GRAPH_CONVS",

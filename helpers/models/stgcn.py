@@ -3,11 +3,12 @@
 Layout: every tensor here is `(batch, time, nodes, channels)`, channels last, like `helpers.graph`.
 The authors' TensorFlow code uses `[batch, time, nodes, channels]` too; the study notes use
 `(batch, channels, time, nodes)` or `(batch, nodes, time, features)`. Only the temporal convolution
-needs channels first, and it permutes internally (a free
-view: a contiguous `(B, T, N, C)` tensor permuted to `(B, C, T, N)` is exactly the channels-last
-memory layout `Conv2d` likes).
+needs channels first, and `TemporalConv` permutes internally (a free view: a contiguous
+`(B, T, N, C)` tensor permuted to `(B, C, T, N)` is exactly the channels-last memory layout `Conv2d`
+likes).
 
 The pieces, smallest first:
+- `TemporalConv`: a `Conv2d` with kernel (Kt, 1) that takes and returns `(B, T, N, C)` tensors.
 - `Align`: makes a skip connection's channels match (identity, zero-padding, or a 1x1 projection).
 - `TemporalGatedConv`: a 1-d convolution over time (kernel `Kt`, no padding: time shrinks by
   `Kt - 1`) with a gate, either the authors' code's GLU with residual `(P + x) * sigmoid(Q)` (the paper's equation
@@ -108,24 +109,30 @@ class Align(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, {how}"
 
 
-def conv_over_time(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """A `Conv2d` with kernel (Kt, 1) applied to channels-last x: `conv(x.permute(0, 3, 1, 2))`
-    permuted back, (B, T, N, C_in) -> (B, T - Kt + 1, N, C_out).
+class TemporalConv(nn.Conv2d):
+    """A convolution over time for channels-last tensors: a `Conv2d` with kernel (Kt, 1) (its
+    parameters and state_dict) that takes x (B, T, N, C_in) and returns (B, T - Kt + 1, N, C_out),
+    `conv2d(x.permute(0, 3, 1, 2))` permuted back.
 
-    On a CPU without autocast its backward is matrix products (`_TimeConvFunction`) instead of
-    oneDNN's convolution backward, which was slower for the STGCN's layers
+    On a CPU without autocast the weight gradient is one matrix product (`_TimeConvFunction`)
+    instead of oneDNN's convolution backward, which was slower for the STGCN's layers
     (benchmarks/results/large_network.json); the results are the same up to rounding (tested).
     """
-    if x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
-        return _TimeConvFunction.apply(x, conv.weight, conv.bias)
-    return conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__(in_channels, out_channels, kernel_size=(kernel_size, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+            return _TimeConvFunction.apply(x, self.weight, self.bias)
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class _TimeConvFunction(torch.autograd.Function):
-    """conv2d over time of channels-last x, with the gradients as matrix products. Row r of the
-    windows matrix holds the Kt input steps that output row r (one of B T' N) saw, C_in channels
-    each: grad_weight = windows^T grad_out, one product for all taps (a product per tap is slow
-    when C_in is small), and grad_x[:, k : k + T'] += grad_out weight[:, :, k]."""
+    """conv2d over time of channels-last x, with the weight gradient as one matrix product. Row r of
+    the windows matrix holds the Kt input steps that output row r (one of B T' N) saw, C_in
+    channels each: grad_weight = windows^T grad_out, all taps at once. The input gradient is the
+    transposed convolution of grad_out, as in torch's own backward."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -138,14 +145,12 @@ class _TimeConvFunction(torch.autograd.Function):
         c_out, c_in, kt = weight.shape[:3]
         steps, g = grad_out.size(1), grad_out.reshape(-1, c_out)  # (B T' N, C_out)
         grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = F.conv_transpose2d(grad_out.permute(0, 3, 1, 2), weight).permute(0, 2, 3, 1)
         if ctx.needs_input_grad[1]:
             windows = torch.cat([x[:, k : k + steps] for k in range(kt)], dim=-1)  # (B, T', N, Kt C_in)
             grad_weight = (windows.reshape(-1, kt * c_in).T @ g).view(kt, c_in, c_out)
             grad_weight = grad_weight.permute(2, 1, 0).unsqueeze(-1).contiguous()
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.zeros_like(x)
-            for k in range(kt):
-                grad_x[:, k : k + steps] += (g @ weight[:, :, k, 0]).view(*grad_out.shape[:-1], c_in)
         return grad_x, grad_weight, g.sum(0) if ctx.needs_input_grad[2] else None
 
 
@@ -169,7 +174,7 @@ class TemporalGatedConv(nn.Module):
         self.kernel_size = check_int("kernel_size", kernel_size)
         self.gate = check_choice("gate", gate, GATES)
         parts = 2 if gate == "glu" else 3
-        self.conv = nn.Conv2d(in_channels, parts * out_channels, kernel_size=(kernel_size, 1))
+        self.conv = TemporalConv(in_channels, parts * out_channels, kernel_size)
         self.align = Align(in_channels, out_channels) if gate == "glu" else None
 
     def reset_parameters(self) -> None:
@@ -181,7 +186,7 @@ class TemporalGatedConv(nn.Module):
         if x.dim() != 4 or x.size(-1) != self.in_channels or x.size(1) < self.kernel_size:
             raise ValueError(f"x must have shape (batch, time >= {self.kernel_size}, nodes, "
                              f"{self.in_channels}), got {tuple(x.shape)}")
-        h = conv_over_time(self.conv, x)  # (B, T', N, parts * C_out)
+        h = self.conv(x)  # (B, T', N, parts * C_out)
         if self.gate == "glu":
             p, q = h.chunk(2, dim=-1)
             return (p + self.align(x[:, self.kernel_size - 1 :])) * torch.sigmoid(q)
