@@ -12,8 +12,8 @@ torch's allocations in one step. Few steps per point (1 warm-up, then 5 timed up
 so that it runs on two loaded cores: the points are estimates, recorded with every step's wall and CPU
 seconds, the load average, the thread count and the torch version. The dense operator is not timed above
 700 nodes (--dense-limit): its products grow with the square of the nodes. `crossover` says from which
-size sparse steps were faster beyond the noise (non-overlapping quartiles of CPU seconds), which
-`helpers.graph.SPARSE_MIN_NODES` cites. Freed memory is kept for reuse
+size sparse steps were faster beyond the noise (non-overlapping quartiles of CPU seconds);
+`helpers.graph.SPARSE_MIN_NODES` cites the gain at each size. Freed memory is kept for reuse
 (`helpers.speed.keep_freed_memory`), as the command line does.
 
 Writes benchmarks/results/graph_scaling.json (atomically).

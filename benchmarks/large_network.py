@@ -18,9 +18,10 @@ kept as the sample of the plain per-epoch log.
 
 Then, with the current code, what limits a training step next (`--skip-runs` measures only this):
 - a profile of 3 steps of the command line's default STGCN on this network, by kind of operation;
-- the floating-point operations of one step (torch.utils.flop_counter), and the rate of one large
-  float32 matrix product here: their ratio is the time of a step that did nothing but multiply
-  at that rate, a floor for this model on this machine;
+- the floating-point operations of one step (torch.utils.flop_counter; a sparse operator's products
+  counted by their stored entries), and the rate of one large float32 matrix product here: their
+  ratio is the time of a step that did nothing but arithmetic at that rate, a floor for this model
+  on this machine;
 - the temporal convolution of the second block, forward and backward, as `TemporalConv` and as
   torch's conv2d; and a step with and without `helpers.speed.keep_freed_memory` (each in a fresh
   process, since that setting lasts for the process).
@@ -120,6 +121,16 @@ KINDS = {"matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
          "optimizer": ("aten::_foreach",)}
 
 
+def sparse_aware_mm_flops(a: torch.Tensor, b: torch.Tensor, *args, out_val=None, **kwargs) -> int:
+    """Floating-point operations of a @ b, counting only the stored entries of a sparse a (torch's
+    own formula counts a sparse (N, N) operator as if it were dense)."""
+    rows_times_inner = a._nnz() if a.layout != torch.strided else a.shape[0] * a.shape[1]
+    return 2 * rows_times_inner * b.shape[1]
+
+
+sparse_aware_mm_flops._get_raw = True  # FlopCounterMode passes the tensors, not only their shapes
+
+
 def step_profile() -> dict:
     """Self CPU time of 3 training steps by kind of operation, and the step's floating-point work."""
     model, x, y = default_model()
@@ -136,7 +147,7 @@ def step_profile() -> dict:
         kind = next((k for k, names in KINDS.items() if event.key.startswith(names)),
                     "elementwise, copies and the rest")
         kinds[kind] = kinds.get(kind, 0.0) + event.self_cpu_time_total / 1e6 / 3
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: sparse_aware_mm_flops}) as counter:
         train_step(model, x, y, optimizer)
     a, b = torch.randn(129600, 192), torch.randn(192, 128)
     rate = 2 * a.size(0) * a.size(1) * b.size(1) / seconds_of(lambda: a @ b)

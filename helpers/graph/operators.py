@@ -161,10 +161,10 @@ def to_sparse(operator: Tensor, layout: str = "coo") -> Tensor:
 #: Layouts of `as_layout` (and of the STGCN's `graph_operator` and `--graph-operator`).
 OPERATOR_LAYOUTS = ("auto", "dense", "sparse")
 #: "auto" keeps an operator dense below this many nodes. In benchmarks/results/graph_scaling.json
-#: sparse STGCN training steps cost about as much CPU as dense ones at 51 and 100 nodes, 9% less at
-#: 207, 13% less at 400 and 21% less at 675: the switch comes where the gain passes a tenth, and the
-#: notebooks' networks (51, 207 nodes) keep the dense operator their outputs were made with (sparse
-#: sums round differently).
+#: sparse STGCN training steps cost 4% and 2% less CPU than dense ones at 51 and 100 nodes, 9% less
+#: at 207, 13% at 400 and 21% at 675: 400 is the first measured size where the gain exceeds a tenth,
+#: and the notebooks' networks (51, 207 nodes) keep the dense operator their outputs were made with
+#: (sparse sums round differently).
 SPARSE_MIN_NODES = 400
 #: ... or when more than this fraction of its entries is non-zero: a cautious bound, as the
 #: benchmark's networks have at most 7% (Los-loop).
@@ -183,9 +183,9 @@ def choose_layout(operator: Tensor) -> str:
 
 
 def as_layout(operator: Tensor, layout: str = "auto") -> Tensor:
-    """The (N, N) operator dense ("dense"), as a coalesced sparse COO tensor ("sparse"; CSR was no
-    faster in benchmarks/results/graph_scaling.json), or as `choose_layout` says ("auto"). Products
-    with either give the same results up to rounding."""
+    """The (N, N) operator dense ("dense"), as a coalesced sparse COO tensor ("sparse"; CSR was faster
+    at some sizes and slower at others in benchmarks/results/graph_scaling.json), or as
+    `choose_layout` says ("auto"). Products with either give the same results up to rounding."""
     check_choice("layout", layout, OPERATOR_LAYOUTS)
     layout = choose_layout(operator) if layout == "auto" else layout
     if operator.layout == torch.sparse_coo and layout == "sparse":
