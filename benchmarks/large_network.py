@@ -13,8 +13,9 @@ Each run is what a user types, with stderr going to a file (not a terminal):
 (--patience 30 so that every run trains all its epochs, whatever its validation curve). Runs
 alternate before, after, before, ... so that a drift of the machine's load hits both; each records
 wall seconds, user and system CPU seconds and peak resident memory of the process (os.wait4), the
-load average before and after, the epochs run and the test MAE. The first "after" run's stderr is
-kept as the sample of the plain per-epoch log.
+load average before and after, the epochs run and the test MAE. --json turns the progress lines
+off, so the sample of the plain per-epoch log comes from one more, untimed run of 3 epochs without
+--json, stderr to a file (`--sample-only` redoes just that part of the results file).
 
 Then, with the current code, what limits a training step next (`--skip-runs` measures only this):
 - a profile of 3 steps of the command line's default STGCN on this network, by kind of operation;
@@ -91,6 +92,17 @@ def one_run(checkout: Path, data: Path, epochs: int, log: Path) -> dict:
             "load_average_after": [round(v, 2) for v in os.getloadavg()],
             "epochs_run": result["epochs_run"], "train_seconds": result["train_seconds"],
             "test_mae": round(result["metrics"]["overall"]["mae"], 4)}
+
+
+def sample_log(checkout: Path, data: Path, epochs: int = 3) -> dict:
+    """The stderr of a run without --json, which a log file (not a terminal) receives."""
+    with tempfile.TemporaryDirectory() as out:
+        command = ["python", "-m", "helpers.train", "--data", "DIR", "--model", "stgcn", "--epochs", str(epochs),
+                   "--out", "OUT"]
+        done = subprocess.run([sys.executable, *command[1:4], str(data), *command[5:10], out], cwd=checkout,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
+    return {"command": " ".join(command) + " 2> log", "commit": commit_of(checkout),
+            "log": done.stderr.splitlines()}
 
 
 def summary(runs: list[dict]) -> dict:
@@ -209,7 +221,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--skip-runs", action="store_true", help="only the step measurements")
+    parser.add_argument("--sample-only", action="store_true",
+                        help="only redo the sample log in the existing results file")
     args = parser.parse_args()
+    if args.sample_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_csv_folder(transit_dataset(NODES, DEGREE), Path(tmp) / "bus675")
+            result = json.loads(RESULTS.read_text())
+            result["sample_log"] = sample_log(args.after, Path(tmp) / "bus675")
+        write_atomic(RESULTS, (json.dumps(result, indent=1) + "\n").encode())
+        print("\n".join(result["sample_log"]["log"]))
+        return
     if not args.skip_runs and (args.before is None or not (args.before / "helpers").is_dir()):
         parser.error(f"--before must be a checkout of the workbook, got {args.before}")
     load_before, t0 = os.getloadavg(), time.perf_counter()
@@ -227,8 +249,7 @@ def main() -> None:
                     log = Path(tmp) / f"{name}{i}.log"
                     runs[name].append(one_run(checkout, data, args.epochs, log))
                     print(name, i, runs[name][-1], flush=True)
-                    if name == "after" and i == 0:
-                        result["sample_log"] = log.read_text().splitlines()
+            result["sample_log"] = sample_log(args.after, data)
         result["before"] = {"commit": commit_of(args.before), "runs": runs["before"],
                             "summary": summary(runs["before"])}
         result["after"] = {"commit": commit_of(args.after), "runs": runs["after"], "summary": summary(runs["after"])}
