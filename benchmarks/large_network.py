@@ -56,7 +56,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from helpers.data.csv_folder import save_csv_folder  # noqa: E402
 from helpers.files import write_atomic  # noqa: E402
 from helpers.models import STGCN, STGCNConfig, TemporalConv  # noqa: E402
-from helpers.speed import keep_freed_memory  # noqa: E402
+from helpers.speed import keep_freed_memory, median_seconds  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "large_network.json"
 NODES, DEGREE = 675, 2.04
@@ -97,12 +97,11 @@ def one_run(checkout: Path, data: Path, epochs: int, log: Path) -> dict:
 def sample_log(checkout: Path, data: Path, epochs: int = 3) -> dict:
     """The stderr of a run without --json, which a log file (not a terminal) receives."""
     with tempfile.TemporaryDirectory() as out:
-        command = ["python", "-m", "helpers.train", "--data", "DIR", "--model", "stgcn", "--epochs", str(epochs),
-                   "--out", "OUT"]
-        done = subprocess.run([sys.executable, *command[1:4], str(data), *command[5:10], out], cwd=checkout,
+        done = subprocess.run([sys.executable, "-m", "helpers.train", "--data", str(data), "--model", "stgcn",
+                               "--epochs", str(epochs), "--out", out], cwd=checkout,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True)
-    return {"command": " ".join(command) + " 2> log", "commit": commit_of(checkout),
-            "log": done.stderr.splitlines()}
+    return {"command": f"python -m helpers.train --data DIR --model stgcn --epochs {epochs} --out OUT 2> log",
+            "commit": commit_of(checkout), "log": done.stderr.splitlines()}
 
 
 def summary(runs: list[dict]) -> dict:
@@ -162,24 +161,14 @@ def step_profile() -> dict:
     with FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: sparse_aware_mm_flops}) as counter:
         train_step(model, x, y, optimizer)
     a, b = torch.randn(129600, 192), torch.randn(192, 128)
-    rate = 2 * a.size(0) * a.size(1) * b.size(1) / seconds_of(lambda: a @ b)
+    rate = 2 * a.size(0) * a.size(1) * b.size(1) / median_seconds(lambda: a @ b, repeats=7)
     flops = counter.get_total_flops()
-    step = seconds_of(lambda: train_step(model, x, y, optimizer), repeats=5)
+    step = median_seconds(lambda: train_step(model, x, y, optimizer), repeats=5)
     return {"seconds_by_kind_per_step": {k: round(v, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
             "step_seconds_median": round(step, 3),
             "gflop_per_step": round(flops / 1e9, 1),
             "matrix_product_gflops_here": round(rate / 1e9, 1),
             "floor_seconds_per_step": round(flops / rate, 3)}
-
-
-def seconds_of(fn, repeats: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def temporal_conv_backward() -> dict:
@@ -189,9 +178,9 @@ def temporal_conv_backward() -> dict:
     conv = TemporalConv(64, 128, 3)
     x = torch.randn(BATCH, 8, NODES, 64, requires_grad=True)
     grad = torch.randn(BATCH, 6, NODES, 128)
-    ours = seconds_of(lambda: conv(x).backward(grad))
-    torch_conv = seconds_of(lambda: F.conv2d(x.permute(0, 3, 1, 2), conv.weight, conv.bias)
-                            .permute(0, 2, 3, 1).backward(grad))
+    ours = median_seconds(lambda: conv(x).backward(grad), repeats=7)
+    torch_conv = median_seconds(lambda: F.conv2d(x.permute(0, 3, 1, 2), conv.weight, conv.bias)
+                            .permute(0, 2, 3, 1).backward(grad), repeats=7)
     return {"temporal_conv_seconds": round(ours, 4), "conv2d_seconds": round(torch_conv, 4),
             "conv2d_over_temporal_conv": round(torch_conv / ours, 2)}
 
@@ -200,7 +189,7 @@ def step_in_fresh_process(keep: bool) -> float:
     code = ("import sys; sys.path.insert(0, 'benchmarks'); import large_network as b, torch\n"
             f"if {keep}: b.keep_freed_memory()\n"
             "m, x, y = b.default_model(); o = torch.optim.Adam(m.parameters(), lr=1e-3)\n"
-            "print(b.seconds_of(lambda: b.train_step(m, x, y, o), repeats=5))")
+            "print(b.median_seconds(lambda: b.train_step(m, x, y, o), repeats=5))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
